@@ -1,0 +1,1 @@
+"""The broker side: connection parameters, queue topology, publishing with confirms, consuming."""

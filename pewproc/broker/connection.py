@@ -1,0 +1,34 @@
+"""Connection parameters for RabbitMQ, TLS included, from settings."""
+
+from __future__ import annotations
+
+import ssl
+
+import pika
+
+from pewproc.settings import Settings, mask_url
+
+
+def connection_parameters(settings: Settings, *, heartbeat: int | None = None
+                          ) -> pika.URLParameters:
+    params = pika.URLParameters(settings.amqp_url)
+    params.heartbeat = settings.rabbitmq_heartbeat if heartbeat is None else heartbeat
+    params.blocked_connection_timeout = 300
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+    params.client_properties = {"connection_name": f"pewproc {settings.worker_name}"}
+    if params.ssl_options is not None or settings.amqp_url.startswith("amqps://"):
+        context = ssl.create_default_context(cafile=settings.rabbitmq_ca_file or None)
+        if settings.rabbitmq_cert_file:
+            context.load_cert_chain(settings.rabbitmq_cert_file, settings.rabbitmq_key_file or None)
+        params.ssl_options = pika.SSLOptions(context, params.host)
+    return params
+
+
+def connect(settings: Settings, *, heartbeat: int | None = None) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(settings, heartbeat=heartbeat))
+
+
+def describe(settings: Settings) -> str:
+    """The broker's address for logs, password hidden."""
+    return mask_url(settings.amqp_url)

@@ -1,0 +1,51 @@
+"""The queues pewproc uses, declared so that the upstream publisher's own declaration still works.
+
+The work queue belongs to upstream, which re-declares it durable and with no arguments before
+every publish. Adding dead-letter or TTL arguments to it would make that declaration fail, so
+pewproc leaves it alone (and accepts it as it is, quorum included) and keeps everything of its
+own in separate queues: one wait queue per retry delay, whose TTL sends messages back to the work
+queue through the default exchange, and a plain durable dead-letter queue that pewproc publishes
+to itself.
+"""
+
+from __future__ import annotations
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
+
+from pewproc.settings import Settings
+
+NOT_FOUND = 404
+
+
+def declare_topology(connection: pika.BlockingConnection, settings: Settings) -> BlockingChannel:
+    """Make sure every queue exists; returns an open channel (a passive miss closes one)."""
+    channel = connection.channel()
+    try:
+        channel.queue_declare(settings.work_queue, passive=True)
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != NOT_FOUND:
+            raise
+        channel = connection.channel()
+        channel.queue_declare(settings.work_queue, durable=True)
+    channel.queue_declare(settings.dead_letter_queue, durable=True)
+    for delay in set(settings.retry_delay_list):
+        channel.queue_declare(
+            settings.retry_queue(delay),
+            durable=True,
+            arguments={
+                "x-message-ttl": delay * 1000,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": settings.work_queue,
+            },
+        )
+    return channel
+
+
+def all_queues(settings: Settings) -> list[str]:
+    return [
+        settings.work_queue,
+        *(settings.retry_queue(d) for d in sorted(set(settings.retry_delay_list))),
+        settings.dead_letter_queue,
+    ]

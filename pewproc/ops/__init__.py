@@ -1,0 +1,1 @@
+"""The operator's surface: CLI, logs, metrics and health."""

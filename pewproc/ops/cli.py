@@ -1,0 +1,203 @@
+"""`pewproc`: one entry point, subcommands sharing every setting of the environment table.
+
+Each setting is an option named after its field (`--worker-pool-size`) and read from its
+environment variable (`WORKER_POOL_SIZE`) when the option is not given; both come from
+`pewproc.settings`, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pewproc.settings import Settings, settings_fields
+
+_ALIASES = {"worker_pool_size": ["--pool-size"], "prefetch_count": ["--prefetch"]}
+_TYPES = {"int": int, "float": float}
+
+
+def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one option per setting; the command receives a ready `settings` argument."""
+    names = []
+    for f in reversed(settings_fields()):
+        names.append(f.name)
+        env = f.metadata["env"]
+        default = "(hidden)" if f.metadata["secret"] else repr(f.default)
+        command = click.option(
+            f"--{f.name.replace('_', '-')}", *_ALIASES.get(f.name, []), f.name,
+            type=_TYPES.get(str(f.type), str), default=None,
+            help=f"{f.metadata['help']} [env: {env}; default: {default}]",
+        )(command)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        overrides = {name: kwargs.pop(name) for name in names}
+        try:
+            settings = Settings.from_env(**overrides)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        return command(settings=settings, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """pewproc: PUBG match telemetry from RabbitMQ to PostgreSQL, in a pool of processes.
+
+    Every option of every subcommand can also be set with the environment variable named in
+    its help; the option wins.
+    """
+
+
+@main.command()
+@click.option("--sequential", is_flag=True,
+              help="Process one match at a time in the main process (PROCESSING_MODE=sequential).")
+@settings_options
+def worker(settings: Settings, sequential: bool) -> None:
+    """Consume match.processing.{ENVIRONMENT} until SIGTERM (same as python -m
+    pewproc.parallel_worker)."""
+    from pewproc.ops.logs import configure_logging
+    from pewproc.worker import run_worker
+
+    if sequential:
+        settings = settings.replace(processing_mode="sequential")
+    configure_logging(settings)
+    sys.exit(run_worker(settings))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("migrate")
+@settings_options
+def db_migrate(settings: Settings) -> None:
+    """Create or upgrade pewproc's schema (idempotent; safe to run from several places)."""
+    from pewproc.storage.migrate import migrate
+
+    applied = migrate(settings.conninfo, settings.postgres_schema)
+    click.echo(f"schema {settings.postgres_schema}: "
+               + (f"applied {', '.join(applied)}" if applied else "up to date"))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@settings_options
+def publish(settings: Settings, paths: tuple[Path, ...]) -> None:
+    """Publish one message per telemetry file (directories are searched for *.json.gz and
+    *.json), with publisher confirms, to the work queue."""
+    from pewproc.broker.connection import connect
+    from pewproc.broker.publisher import ConfirmingPublisher
+    from pewproc.broker.topology import declare_topology
+    from pewproc.message import MatchMessage
+
+    files = sorted(_telemetry_files(paths))
+    connection = connect(settings)
+    try:
+        declare_topology(connection, settings)
+        publisher = ConfirmingPublisher(connection)
+        with click.progressbar(files, label="publishing", file=sys.stderr) as bar:
+            for path in bar:
+                message = MatchMessage(
+                    match_id=match_id_of(path), file_path=str(path.resolve()),
+                    file_size_mb=round(path.stat().st_size / 1e6, 3),
+                    environment=settings.environment, queue_target=settings.work_queue,
+                )
+                publisher.publish(settings.work_queue, message.to_json())
+    finally:
+        connection.close()
+    click.echo(f"published {len(files)} messages to {settings.work_queue}")
+
+
+def match_id_of(path: Path) -> str:
+    """`.../matchID={id}/raw.json.gz` gives {id}; otherwise the file name without extensions."""
+    for part in reversed(path.parts[:-1]):
+        if part.startswith("matchID="):
+            return part.removeprefix("matchID=")
+    return path.name.split(".", 1)[0]
+
+
+def _telemetry_files(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file() and p.name.endswith(
+                (".json.gz", ".json")))
+        else:
+            yield path
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--write", is_flag=True, help="Also write the match to the database.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--match-id", default=None, help="Match id to store under (default: from the path).")
+@settings_options
+def process(settings: Settings, file: Path, write: bool, as_json: bool,
+            match_id: str | None) -> None:
+    """Extract one telemetry file without a broker: per-table row counts and stage timings."""
+    from pewproc.processing import Processor, extract_file
+
+    match_id = match_id or match_id_of(file)
+    if write:
+        settings = settings.replace(telemetry_root=str(file.resolve().parent))
+        processor = Processor(settings)
+        try:
+            from pewproc.message import MatchMessage
+
+            body = MatchMessage(match_id=match_id, file_path=str(file.resolve())).to_json()
+            result = processor.process(body, attempt=1)
+        finally:
+            processor.close()
+        report = dataclasses.asdict(result)
+    else:
+        report = extract_file(file, match_id, settings)
+    if as_json:
+        click.echo(json.dumps(report, default=str, indent=2))
+        return
+    click.echo(f"match {match_id}: {report.get('outcome', 'extracted')}, "
+               f"{report['events']} events")
+    for name, count in report["rows"].items():
+        click.echo(f"  {name:<24}{count:>10} rows")
+    for stage, seconds in report["stages"].items():
+        click.echo(f"  {stage:<24}{seconds:>10.4f} s")
+    if report.get("error"):
+        click.echo(f"  error: {report['reason']}: {report['error']}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", default=10, show_default=True, help="Matches to generate.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the first match.")
+@click.option("--players", default=100, show_default=True, help="Players per match.")
+@click.option("--team-size", default=4, show_default=True, help="Players per team.")
+@click.option("--layout", type=click.Choice(["v2", "v1"]), default="v2", show_default=True,
+              help="Kill events: LogPlayerKillV2 (current) or LogPlayerKill (older files).")
+@click.option("--duration", default=1800.0, show_default=True, help="Match length, seconds.")
+def synth(directory: Path, count: int, seed: int, players: int, team_size: int, layout: str,
+          duration: float) -> None:
+    """Generate realistic matches as DIRECTORY/matchID={id}/raw.json.gz (deterministic by seed)."""
+    from pewproc.telemetry.synth import generate_match, match_id_for, write_match
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with click.progressbar(range(seed, seed + count), label="generating", file=sys.stderr) as bar:
+        for match_seed in bar:
+            events = generate_match(match_seed, players=players, team_size=team_size,
+                                    kill_layout=layout, duration_s=duration)
+            path = directory / f"matchID={match_id_for(match_seed)}" / "raw.json.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_match(path, events)
+    click.echo(f"wrote {count} matches to {directory}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""One small HTTP server for /metrics, /healthz (the consumer loop is alive) and /readyz.
+
+Readiness means the worker can do its job right now: connected to the broker, and the database
+answering a trivial query.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
+
+
+class HealthState:
+    """Written by the consumer thread, read by the HTTP server's threads."""
+
+    def __init__(self, conninfo: str, stall_after: float) -> None:
+        self.conninfo = conninfo
+        self.stall_after = stall_after
+        self.last_loop = time.monotonic()
+        self.broker_connected = False
+
+    def beat(self) -> None:
+        self.last_loop = time.monotonic()
+
+    def alive(self) -> tuple[bool, str]:
+        idle = time.monotonic() - self.last_loop
+        if idle > self.stall_after:
+            return False, f"consumer loop stalled for {idle:.0f} s"
+        return True, "consumer loop alive"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.broker_connected:
+            return False, "not connected to the broker"
+        try:
+            with psycopg.connect(self.conninfo, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            return False, f"database unavailable: {type(exc).__name__}"
+        return True, "broker and database reachable"
+
+
+def serve(addr: str, port: int, registry: CollectorRegistry, state: HealthState
+          ) -> ThreadingHTTPServer:
+    """Start the server on a daemon thread; returns it so the caller can shut it down."""
+    routes: dict[str, Callable[[], tuple[bool, str]]] = {
+        "/healthz": state.alive,
+        "/readyz": state.ready,
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path in routes:
+                ok, text = routes[path]()
+                self._send(200 if ok else 503, (text + "\n").encode(), "text/plain")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("http: " + format, *args)
+
+    server = ThreadingHTTPServer((addr, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="pewproc-http", daemon=True).start()
+    return server

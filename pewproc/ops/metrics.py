@@ -1,0 +1,81 @@
+"""Prometheus metrics, all recorded in the parent from the results children send back.
+
+Children keep no metrics state (no multiprocess files to clean up). The names the worker pewproc
+replaces exposed are kept where the meaning is the same.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pewproc.fate import Fate
+from pewproc.processing import TaskResult
+
+# Matches take from about 0.1 s (small custom games) to a minute (huge files on a busy machine).
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
+STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+_OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered"}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter(
+            "queue_messages_processed", "Messages settled, by outcome "
+            "(completed, skipped, retried, dead_lettered).", ["outcome"], registry=r)
+        self.duration = Histogram(
+            "queue_processing_duration_seconds", "Time from delivery to settlement of a message.",
+            buckets=DURATION_BUCKETS, registry=r)
+        self.stage_duration = Histogram(
+            "pewproc_stage_duration_seconds", "Wall time of one processing stage in a child.",
+            ["stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.telemetry = Counter(
+            "telemetry_processed", "Telemetry files processed, by status.", ["status"], registry=r)
+        self.events = Counter(
+            "telemetry_events_extracted", "Events parsed from telemetry files.", registry=r)
+        self.rows = Counter(
+            "pewproc_rows_written", "Rows written, by table.", ["table"], registry=r)
+        self.errors = Counter(
+            "worker_errors", "Failed attempts, by reason.", ["reason"], registry=r)
+        self.dead_letters = Counter(
+            "pewproc_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r)
+        self.in_flight = Gauge(
+            "pewproc_in_flight_tasks", "Deliveries handed to the pool and not yet settled.",
+            registry=r)
+        self.pool_size = Gauge("pewproc_pool_size", "Child processes in the pool.", registry=r)
+        self.child_restarts = Counter(
+            "pewproc_child_restarts", "Pool generations replaced, by reason "
+            "(child_lost, timeout, recycled).", ["reason"], registry=r)
+        self.reconnects = Counter(
+            "pewproc_broker_reconnects", "Connections to the broker re-established.", registry=r)
+        self.queue_messages = Gauge(
+            "pewproc_queue_messages", "Messages ready in a queue (polled).", ["queue"], registry=r)
+        self.queue_consumers = Gauge(
+            "pewproc_queue_consumers", "Consumers of a queue (polled).", ["queue"], registry=r)
+        self.last_success = Gauge(
+            "pewproc_last_success_timestamp_seconds", "Unix time of the last completed match.",
+            registry=r)
+
+    def record(self, result: TaskResult, fate: Fate, seconds: float) -> None:
+        outcome = _OUTCOME_OF_ACTION.get(fate.action, result.outcome)
+        self.messages.labels(outcome).inc()
+        self.duration.observe(seconds)
+        for stage, value in result.stages.items():
+            if stage != "total":
+                self.stage_duration.labels(stage).observe(value)
+        self.events.inc(result.events)
+        for table, count in result.rows.items():
+            self.rows.labels(table).inc(count)
+        if result.ok:
+            self.telemetry.labels(result.outcome).inc()
+            if result.outcome == "completed":
+                self.last_success.set(time.time())
+        else:
+            self.errors.labels(result.reason or "unknown").inc()
+            if fate.action == "dead_letter":
+                self.telemetry.labels("failed").inc()
+                self.dead_letters.labels(fate.headers.get("x-pewproc-reason", "unknown")).inc()

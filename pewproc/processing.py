@@ -1,0 +1,219 @@
+"""Processing one delivery, from message bytes to committed rows: the work a child does.
+
+Everything here runs in a pool child (or, in sequential mode, in a thread of the main process)
+and never touches the broker. It returns a `TaskResult` instead of raising, so that the outcome,
+the error class and the stage timings cross the process boundary as plain data, and the parent
+alone decides the message's fate and records metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from pewproc.errors import PermanentError, TransientError
+from pewproc.message import MatchMessage, decode_message, peek_match_id
+from pewproc.settings import Settings
+from pewproc.storage.writer import store_match
+from pewproc.telemetry.collectors.match import match_kind_of
+from pewproc.telemetry.extract import extract, output_tables
+from pewproc.telemetry.model import MatchContext
+from pewproc.telemetry.reader import ReadLimits, ReadResult, read_telemetry, resolve_inside
+
+log = logging.getLogger(__name__)
+
+STAGES = ("read", "decompress", "parse", "extract", "write")
+
+
+@dataclass
+class TaskResult:
+    """What one attempt at one message came to; small and picklable."""
+
+    outcome: str  # completed | skipped | failed
+    match_id: str | None = None
+    retryable: bool = False
+    reason: str | None = None
+    error: str | None = None
+    error_class: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    cpu_seconds: float = 0.0
+    events: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    pid: int = 0
+    started_at: float = 0.0  # time.time(), so intervals compare across processes
+    ended_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("completed", "skipped")
+
+
+class Processor:
+    """Owns what a process keeps between tasks: its settings and its database pool."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = ReadLimits(
+            settings.max_file_bytes, settings.max_json_bytes, settings.max_events
+        )
+        self.kinds = settings.match_kind_set
+        self.tracked = settings.tracked_player_set
+        self.tables = output_tables()
+        self.db = psycopg_pool.ConnectionPool(
+            settings.conninfo,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            open=True,
+            name=f"pewproc-{os.getpid()}",
+            timeout=15.0,
+            reconnect_timeout=60.0,
+            check=psycopg_pool.ConnectionPool.check_connection,
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def process(self, body: bytes, attempt: int) -> TaskResult:
+        result = TaskResult(outcome="failed", pid=os.getpid(), started_at=time.time())
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        message: MatchMessage | None = None
+        try:
+            message = decode_message(body, self.settings.max_message_bytes)
+            result.match_id = message.match_id
+            self._process(message, attempt, result)
+        except PermanentError as exc:
+            result.match_id = result.match_id or peek_match_id(body)
+            self._fail(result, exc, retryable=False)
+        except (TransientError, psycopg.OperationalError, psycopg_pool.PoolTimeout,
+                psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
+                psycopg.InterfaceError, ConnectionError) as exc:
+            self._fail(result, exc, retryable=True, reason="database_unavailable"
+                       if isinstance(exc, psycopg.Error | psycopg_pool.PoolTimeout) else None)
+        except psycopg.DataError as exc:
+            self._fail(result, exc, retryable=False, reason="unstorable_data")
+        except psycopg.Error as exc:
+            self._fail(result, exc, retryable=True, reason="database_error")
+        except MemoryError as exc:
+            self._fail(result, exc, retryable=False, reason="out_of_memory")
+        except Exception as exc:  # a bug or a shape of telemetry nobody foresaw
+            log.exception("unexpected error processing %s", result.match_id)
+            self._fail(result, exc, retryable=False, reason="processing_error")
+        if result.outcome == "failed" and not result.retryable and message is not None:
+            self._record_failure(message, attempt, result)
+        result.cpu_seconds = time.process_time() - cpu0
+        result.stages.setdefault("total", time.perf_counter() - wall0)
+        result.ended_at = time.time()
+        return result
+
+    def _process(self, message: MatchMessage, attempt: int, result: TaskResult) -> None:
+        wall0 = time.perf_counter()
+        path = resolve_inside(message.file_path, self.settings.telemetry_root)
+        read = read_telemetry(path, self.limits)
+        result.events = len(read.events)
+        result.stages.update(_read_stages(read))
+        kind = message.game_type or match_kind_of(read.events)
+        base = {
+            "file_path": message.file_path,
+            "attempt": attempt,
+            "worker_id": self.settings.worker_name,
+            "match_kind": kind,
+            "map_name": message.map_name,
+            "game_mode": message.game_mode,
+            "error_reason": None,
+            "error": None,
+            "event_count": len(read.events),
+        }
+        if self.kinds is not None and kind not in self.kinds:
+            result.outcome, result.reason = "skipped", f"match kind {kind!r} not processed"
+            self._store(message.match_id, {**base, "status": "skipped"}, {}, result, wall0)
+            return
+        t0 = time.perf_counter()
+        extraction = extract(read.events, MatchContext(message.match_id, self.tracked))
+        result.stages["extract"] = time.perf_counter() - t0
+        fields = {**base, **{k: v for k, v in extraction.summary.items() if v is not None}}
+        fields["status"] = "completed"
+        self._store(message.match_id, fields, extraction.tables, result, wall0)
+        result.rows = extraction.row_counts()
+        result.outcome = "completed"
+
+    def _store(self, match_id: str, fields: dict[str, Any], rows: Any, result: TaskResult,
+               wall0: float) -> None:
+        t0 = time.perf_counter()
+        fields["processing_s"] = t0 - wall0
+        with self.db.connection() as conn:
+            store_match(conn, match_id, fields, self.tables, rows)
+        result.stages["write"] = time.perf_counter() - t0
+
+    @staticmethod
+    def _fail(result: TaskResult, exc: BaseException, *, retryable: bool,
+              reason: str | None = None) -> None:
+        result.outcome = "failed"
+        result.retryable = retryable
+        result.reason = reason or getattr(exc, "reason", None) or type(exc).__name__
+        result.error = str(exc)[:2000] or type(exc).__name__
+        result.error_class = f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+    def _record_failure(self, message: MatchMessage, attempt: int, result: TaskResult) -> None:
+        """Mark the match failed with its error; best effort, the dead letter keeps the truth."""
+        fields = {
+            "status": "failed",
+            "file_path": message.file_path,
+            "attempt": attempt,
+            "worker_id": self.settings.worker_name,
+            "error_reason": result.reason,
+            "error": result.error,
+        }
+        try:
+            with self.db.connection() as conn:
+                store_match(conn, message.match_id, fields, self.tables, {})
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            log.warning("could not mark match %s failed: %s", message.match_id, exc)
+
+
+# The process-wide processor of a pool child, created by the executor's initializer.
+_child: Processor | None = None
+
+
+def init_child(settings: Settings) -> None:
+    """Executor initializer: runs once in each child, after the fork, before any task."""
+    import multiprocessing.util
+    import signal
+
+    global _child
+    # Ctrl-C reaches the whole process group; the parent handles it and drains us. SIGTERM keeps
+    # its default: the executor terminates children with it when the pool breaks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from pewproc.ops.logs import configure_logging
+
+    configure_logging(settings)
+    _child = Processor(settings)
+    multiprocessing.util.Finalize(None, _child.close, exitpriority=10)
+
+
+def run_in_child(body: bytes, attempt: int) -> TaskResult:
+    """The function submitted to the executor."""
+    assert _child is not None, "init_child did not run in this process"
+    return _child.process(body, attempt)
+
+
+def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any]:
+    """Read and extract one file with no broker and no database: for `pewproc process`."""
+    limits = ReadLimits(settings.max_file_bytes, settings.max_json_bytes, settings.max_events)
+    read = read_telemetry(path, limits)
+    t0 = time.perf_counter()
+    extraction = extract(read.events, MatchContext(match_id, settings.tracked_player_set))
+    stages = {**_read_stages(read), "extract": time.perf_counter() - t0}
+    return {"match_id": match_id, "events": len(read.events), "rows": extraction.row_counts(),
+            "stages": stages, "summary": extraction.summary}
+
+
+def _read_stages(read: ReadResult) -> dict[str, float]:
+    return {"read": read.read_seconds, "decompress": read.decompress_seconds,
+            "parse": read.parse_seconds}

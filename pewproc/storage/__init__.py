@@ -1,0 +1,1 @@
+"""Storage: the PostgreSQL schema, its migrations, and the one-transaction write of a match."""

@@ -1,0 +1,73 @@
+"""Schema migrations: numbered SQL files shipped in the package, each applied once, in order.
+
+Two workers starting together must not race, so the whole run holds a session-level advisory
+lock; the second waits, then finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from pewproc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every pewproc process on a database.
+_MIGRATION_LOCK = 0x7065_7770_726F_63  # "pewproc"
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(version, sql) of every migration in the package, in order."""
+    folder = resources.files("pewproc.storage") / "migrations"
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+
+
+def migrate(conninfo: str, schema: str) -> list[str]:
+    """Apply the migrations not yet applied to `schema`; returns the versions applied now."""
+    applied_now: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, text in migration_files():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(text)  # type: ignore[arg-type]
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
+                    )
+                log.info("applied migration %s to schema %s", version, schema)
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied_now
+
+
+def migrate_when_ready(settings: Settings, stopping: Callable[[], bool]) -> bool:
+    """Migrate, waiting for the database with backoff; False if asked to stop meanwhile."""
+    delay = 1.0
+    while not stopping():
+        try:
+            migrate(settings.conninfo, settings.postgres_schema)
+            return True
+        except psycopg.OperationalError as exc:
+            log.error("database not reachable (%s); retrying in %.0f s", exc, delay)
+            deadline = time.monotonic() + delay
+            while not stopping() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            delay = min(delay * 2, 30.0)
+    return False

@@ -1,0 +1,1 @@
+"""The telemetry domain: reading match files and extracting table rows, no I/O past the file."""

@@ -1,0 +1,197 @@
+"""One row per death: victim, knocker, finisher and killer, from either kill layout.
+
+LogPlayerKillV2 (current files) names each role with its own damage info. LogPlayerKill (older
+files) is flat: one killer and one damage info. For it the finisher is the killer, and the knocker
+is recovered from the knock with the same dBNOId, which the pass has already seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pewproc.telemetry.model import (
+    Collector,
+    Event,
+    Handler,
+    Row,
+    account,
+    cm_to_m,
+    is_bot,
+    location_m,
+    name,
+    parse_time,
+    phase,
+    table,
+    team,
+    text,
+    zones,
+)
+
+_ROLE_COLUMNS = (
+    ("account_id", "text"),
+    ("name", "text"),
+    ("team_id", "int4"),
+    ("x_m", "float8"),
+    ("y_m", "float8"),
+    ("z_m", "float8"),
+    ("zone", "text"),
+)
+_DAMAGE_COLUMNS = (
+    ("reason", "text"),
+    ("category", "text"),
+    ("causer", "text"),
+    ("distance_m", "float8"),
+    ("through_wall", "bool"),
+)
+
+
+def _role(prefix: str, *, damage: bool) -> tuple[tuple[str, str], ...]:
+    cols = _ROLE_COLUMNS + (_DAMAGE_COLUMNS if damage else ())
+    return tuple((f"{prefix}_{n}", t) for n, t in cols)
+
+
+KILLS = table(
+    "kills",
+    ("killed_at", "timestamptz"),
+    ("phase", "float8"),
+    ("layout", "text"),
+    ("attack_id", "int8"),
+    ("dbno_id", "int8"),
+    *_role("victim", damage=False),
+    ("victim_is_bot", "bool"),
+    ("victim_weapon", "text"),
+    *_role("knocker", damage=True),
+    *_role("finisher", damage=True),
+    *_role("killer", damage=True),
+    ("killer_is_bot", "bool"),
+    ("assists", "text"),
+    ("is_team_kill", "bool"),
+    ("is_suicide", "bool"),
+)
+
+
+def character_cells(character: Event | None) -> tuple[Any, ...]:
+    """The role columns of a character; a character without an account id counts as absent."""
+    if not character or not character.get("accountId"):
+        return (None,) * len(_ROLE_COLUMNS)
+    return (account(character), name(character), team(character), *location_m(character),
+            zones(character))
+
+
+def damage_cells(info: Event | None) -> tuple[Any, ...]:
+    if not info:
+        return (None,) * len(_DAMAGE_COLUMNS)
+    return (
+        text(info.get("damageReason")),
+        text(info.get("damageTypeCategory")),
+        text(info.get("damageCauserName")),
+        cm_to_m(info.get("distance")),
+        info.get("isThroughPenetrableWall"),
+    )
+
+
+def flat_damage_info(event: Event) -> Event:
+    """The damage info of events that keep it at the top level (LogPlayerKill, knocks)."""
+    return {
+        "damageReason": event.get("damageReason"),
+        "damageTypeCategory": event.get("damageTypeCategory"),
+        "damageCauserName": event.get("damageCauserName"),
+        "distance": event.get("distance"),
+        "isThroughPenetrableWall": event.get("isThroughPenetrableWall"),
+    }
+
+
+class Kills(Collector):
+    tables = (KILLS,)
+
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.rows: list[Row] = []
+        self.knocks: dict[int, Event] = {}  # dBNOId -> knock, for the old layout
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "LogPlayerKillV2": self.on_kill_v2,
+            "LogPlayerKill": self.on_kill_v1,
+            "LogPlayerMakeGroggy": self.on_knock,
+        }
+
+    def on_knock(self, event: Event) -> None:
+        dbno_id = event.get("dBNOId")
+        if dbno_id is not None and dbno_id != -1:
+            self.knocks[dbno_id] = event
+
+    def on_kill_v2(self, event: Event) -> None:
+        victim, killer = event.get("victim"), event.get("killer")
+        self._add(
+            event,
+            "v2",
+            knocker=event.get("dBNOMaker"),
+            knock_info=event.get("dBNODamageInfo"),
+            finisher=event.get("finisher"),
+            finish_info=event.get("finishDamageInfo"),
+            killer=killer,
+            kill_info=event.get("killerDamageInfo"),
+            assists=event.get("assists_AccountId") or (),
+            team_killers=event.get("teamKillers_AccountId") or (),
+            suicide=bool(event.get("isSuicide"))
+            or (account(killer) is not None and account(killer) == account(victim)),
+        )
+
+    def on_kill_v1(self, event: Event) -> None:
+        victim, killer = event.get("victim"), event.get("killer")
+        info = flat_damage_info(event)
+        knock = self.knocks.get(event.get("dBNOId"))  # type: ignore[arg-type]
+        assistant = account(event.get("assistant"))
+        self._add(
+            event,
+            "v1",
+            knocker=knock.get("attacker") if knock else None,
+            knock_info=flat_damage_info(knock) if knock else None,
+            finisher=killer,
+            finish_info=info,
+            killer=killer,
+            kill_info=info,
+            assists=(assistant,) if assistant else (),
+            team_killers=(),
+            suicide=account(killer) is not None and account(killer) == account(victim),
+        )
+
+    def _add(self, event: Event, layout: str, *, knocker: Event | None, knock_info: Event | None,
+             finisher: Event | None, finish_info: Event | None, killer: Event | None,
+             kill_info: Event | None, assists: Any, team_killers: Any, suicide: bool) -> None:
+        victim = event.get("victim")
+        victim_id, killer_id = account(victim), account(killer) or None
+        team_kill = bool(killer_id and killer_id in team_killers) or (
+            not suicide
+            and killer_id is not None
+            and team(killer) is not None
+            and team(killer) == team(victim)
+        )
+        self.rows.append(
+            (
+                self.ctx.match_id,
+                parse_time(event.get("_D")),
+                phase(event),
+                layout,
+                event.get("attackId"),
+                event.get("dBNOId"),
+                *character_cells(victim),
+                is_bot(victim_id),
+                text(event.get("victimWeapon")),
+                *character_cells(knocker),
+                *(damage_cells(knock_info) if knocker and account(knocker) else damage_cells(None)),
+                *character_cells(finisher),
+                *(damage_cells(finish_info) if finisher and account(finisher) else
+                  damage_cells(None)),
+                *character_cells(killer),
+                *damage_cells(kill_info),
+                is_bot(killer_id),
+                ",".join(a for a in assists if a) or None,
+                team_kill,
+                suicide,
+            )
+        )
+
+    def finish(self) -> dict[str, list[Row]]:
+        return {KILLS.name: self.rows}

@@ -1,0 +1,96 @@
+"""The match's own row: kind, map, mode, team size, times, and who took part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pewproc.telemetry.model import Collector, Event, Handler, is_bot, parse_time, text
+
+
+def parse_match_definition(match_id: str | None) -> tuple[str | None, str | None]:
+    """(kind, mode) from LogMatchDefinition's MatchId.
+
+    `match.bro.official.pc-2018-04.steam.duo-fpp.na.2019.10.03.05.<uuid>` gives
+    ("official", "duo-fpp"); `match.bro.custom.<host>.steam.normal.na...` gives
+    ("custom", "normal").
+    """
+    if not match_id:
+        return None, None
+    parts = match_id.split(".")
+    if len(parts) < 6 or parts[0] != "match":
+        return None, None
+    return parts[2] or None, parts[5] or None
+
+
+def match_kind_of(events: list[Event]) -> str | None:
+    """The kind of match, from the LogMatchDefinition among the first events."""
+    for event in events[:50]:
+        if event.get("_T") == "LogMatchDefinition":
+            return parse_match_definition(event.get("MatchId"))[0]
+    return None
+
+
+def _characters(event: Event) -> list[Event]:
+    """LogMatchStart/End list plain characters (old files) or wrappers {character, ...} (new)."""
+    out = []
+    for item in event.get("characters") or ():
+        if item:
+            inner = item.get("character")
+            out.append(inner if isinstance(inner, dict) else item)
+    return out
+
+
+class MatchSummary(Collector):
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.fields: dict[str, Any] = {}
+        self.start_characters: list[Event] = []
+        self.teams_from_state: int | None = None
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "LogMatchDefinition": self.on_definition,
+            "LogMatchStart": self.on_start,
+            "LogMatchEnd": self.on_end,
+            "LogPlayerCreate": self.on_create,
+            "LogGameStatePeriodic": self.on_state,
+        }
+
+    def on_definition(self, event: Event) -> None:
+        kind, mode = parse_match_definition(event.get("MatchId"))
+        self.fields["match_kind"] = kind
+        self.fields["game_mode"] = mode
+
+    def on_start(self, event: Event) -> None:
+        self.fields["map_name"] = text(event.get("mapName"))
+        self.fields["team_size"] = event.get("teamSize")
+        self.fields["is_custom"] = event.get("isCustomGame")
+        self.fields["started_at"] = parse_time(event.get("_D"))
+        self.start_characters = _characters(event)
+        for character in self.start_characters:
+            self.ctx.note_player(character)
+
+    def on_end(self, event: Event) -> None:
+        self.fields["ended_at"] = parse_time(event.get("_D"))
+        for character in _characters(event):
+            self.ctx.note_player(character)
+
+    def on_create(self, event: Event) -> None:
+        self.ctx.note_player(event.get("character"))
+
+    def on_state(self, event: Event) -> None:
+        state = event.get("gameState") or {}
+        teams = state.get("numStartTeams")
+        if teams and self.teams_from_state is None:
+            self.teams_from_state = teams
+
+    def summary(self) -> dict[str, Any]:
+        fields = dict(self.fields)
+        started, ended = fields.get("started_at"), fields.get("ended_at")
+        fields["duration_s"] = (ended - started).total_seconds() if started and ended else None
+        players = self.ctx.players.values()
+        fields["player_count"] = sum(1 for p in players if not is_bot(p.account_id))
+        fields["bot_count"] = sum(1 for p in players if is_bot(p.account_id))
+        teams = {p.team_id for p in players if p.team_id is not None}
+        fields["team_count"] = len(teams) or self.teams_from_state
+        return fields

@@ -1,0 +1,170 @@
+"""The vocabulary of extraction: output tables, the per-match context, and readers of PUBG objects.
+
+Telemetry speaks centimetres; every table speaks metres. A `null` value and a missing key are the
+same thing here, because PUBG's own files carry `null` where third-party copies drop the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Event = dict[str, Any]
+Row = tuple[Any, ...]
+Handler = Callable[[Event], None]
+
+CM_PER_M = 100.0
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str  # a type name psycopg's binary COPY understands: text, int4, float8, ...
+
+
+@dataclass(frozen=True)
+class Table:
+    """An output table: its columns in COPY order. The first column is always `match_id`."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def pg_types(self) -> tuple[str, ...]:
+        return tuple(c.pg_type for c in self.columns)
+
+
+def table(name: str, *columns: tuple[str, str]) -> Table:
+    return Table(name, (Column("match_id", "text"), *(Column(n, t) for n, t in columns)))
+
+
+@dataclass
+class Player:
+    account_id: str
+    name: str | None
+    team_id: int | None
+
+    @property
+    def is_bot(self) -> bool:
+        return is_bot(self.account_id)
+
+
+@dataclass
+class MatchContext:
+    """What every collector may know about the match besides its events."""
+
+    match_id: str
+    tracked: frozenset[str] | None = None  # account ids; None means every human player
+    players: dict[str, Player] = field(default_factory=dict)  # filled during the pass
+
+    def is_tracked(self, account_id: str | None) -> bool:
+        if not account_id or is_bot(account_id):
+            return False
+        return self.tracked is None or account_id in self.tracked
+
+    def note_player(self, character: Event | None) -> None:
+        if not character:
+            return
+        account_id = character.get("accountId")
+        if account_id and account_id not in self.players:
+            self.players[account_id] = Player(
+                account_id, character.get("name"), character.get("teamId")
+            )
+
+
+class Collector:
+    """Owns one or a few output tables. Sees only the event types it names, once each, in order.
+
+    `handlers` maps event types to bound methods; `finish` runs after the single pass and returns
+    the rows of each table it owns; `summary` adds fields to the match's own row.
+    """
+
+    tables: tuple[Table, ...] = ()
+
+    def __init__(self, ctx: MatchContext) -> None:
+        self.ctx = ctx
+
+    def handlers(self) -> dict[str, Handler]:
+        raise NotImplementedError
+
+    def finish(self) -> dict[str, list[Row]]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+# Readers of PUBG objects. Each tolerates a missing or null object.
+
+
+def is_bot(account_id: str | None) -> bool:
+    return bool(account_id) and account_id.startswith("ai.")  # type: ignore[union-attr]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """`_D` timestamps: 3 to 7 fractional digits, `Z` or `+00:00`; None when absent or garbled."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def phase(event: Event) -> float | None:
+    common = event.get("common")
+    if not common:
+        return None
+    value = common.get("isGame")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def location_m(obj: Event | None) -> tuple[float | None, float | None, float | None]:
+    """`location` of a character (or any object with one), in metres."""
+    loc = obj.get("location") if obj else None
+    if not loc:
+        return (None, None, None)
+    x, y, z = loc.get("x"), loc.get("y"), loc.get("z")
+    return (
+        x / CM_PER_M if x is not None else None,
+        y / CM_PER_M if y is not None else None,
+        z / CM_PER_M if z is not None else None,
+    )
+
+
+def cm_to_m(value: float | None) -> float | None:
+    """A distance in centimetres as metres; PUBG's -1 (no distance) becomes None."""
+    if value is None or value < 0:
+        return None
+    return value / CM_PER_M
+
+
+def account(character: Event | None) -> str | None:
+    return character.get("accountId") if character else None
+
+
+def name(character: Event | None) -> str | None:
+    return character.get("name") if character else None
+
+
+def team(character: Event | None) -> int | None:
+    return character.get("teamId") if character else None
+
+
+def zones(character: Event | None) -> str | None:
+    """Place names a character is in, comma-joined (None when in none)."""
+    places = character.get("zone") if character else None
+    return ",".join(places) if places else None
+
+
+def text(value: Any) -> str | None:
+    """Non-empty strings as they are; empty strings and PUBG's "None" placeholders become None."""
+    if value is None or value == "" or value == "None":
+        return None
+    return str(value)

@@ -1,0 +1,339 @@
+"""The worker: one single-threaded pika consumer feeding the pool, and settling every message.
+
+The consumer's thread owns the connection and never waits on a task. Each delivery is submitted
+to the pool; when its future ends, the executor's thread schedules `_settle` on the connection's
+thread with `add_callback_threadsafe`, and only there is the message acked, retried or
+dead-lettered. Delivery tags are only valid on the channel that delivered them, so each session
+keeps the set of its own tags, and a result for any other tag is dropped: the broker has already
+requeued that message, and processing it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from pewproc.broker.connection import connect, describe
+from pewproc.broker.publisher import ConfirmingPublisher
+from pewproc.broker.topology import declare_topology
+from pewproc.fate import Fate, attempt_of, decide, lost_child_result
+from pewproc.ops.metrics import Metrics
+from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
+from pewproc.processing import TaskResult
+from pewproc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.25  # how often the loop looks at signals, time limits and the pool
+RECONNECT_DELAYS = (1, 2, 5, 10, 30)  # seconds; the last repeats for as long as it takes
+BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+@dataclass(eq=False)
+class Delivery:
+    session: int
+    tag: int
+    body: bytes
+    properties: pika.BasicProperties
+    attempt: int
+    redelivered: bool
+    received: float
+
+
+def run_worker(settings: Settings) -> int:
+    """Everything `pewproc worker` does: schema, metrics server, then consume until stopped."""
+    from pewproc.ops.health import HealthState, serve
+    from pewproc.storage.migrate import migrate_when_ready
+
+    metrics = Metrics()
+    health = HealthState(settings.conninfo, stall_after=max(30.0, 4 * TICK_SECONDS))
+    server = (serve(settings.metrics_addr, settings.metrics_port, metrics.registry, health)
+              if settings.metrics_port else None)
+    try:
+        worker = Worker(settings, metrics, health)
+        worker.install_signal_handlers()
+        if not migrate_when_ready(settings, lambda: worker.stop_requested):
+            return 0
+        return worker.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+class Worker:
+    """Consumes the work queue until stopped; `run` returns the process exit code."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None,
+                 health: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.health = health
+        self.pool: WorkerPool | InlinePool | None = None
+        self._session = 0
+        self._tags: set[int] = set()
+        self._in_flight: dict[TaskFuture, Delivery] = {}
+        self._abandoned: set[TaskFuture] = set()
+        self._stop_requested = False
+        self._stop_deadline = float("inf")
+        self._connection: pika.BlockingConnection | None = None
+        self._stats = _Stats()
+
+    # Lifecycle
+
+    def run(self) -> int:
+        self.pool = make_pool(self.settings, on_restart=self._on_pool_restart)
+        self.metrics.pool_size.set(self.pool.size)
+        log.info(
+            "pewproc worker %s starting: mode=%s pool_size=%d prefetch=%d queue=%s broker=%s",
+            self.settings.worker_name, self.settings.processing_mode, self.pool.size,
+            self.settings.prefetch, self.settings.work_queue, describe(self.settings),
+        )
+        delays = iter(RECONNECT_DELAYS)
+        try:
+            while not self._stop_requested:
+                try:
+                    self._consume()
+                    delays = iter(RECONNECT_DELAYS)
+                except BROKER_ERRORS as exc:
+                    self._set_connected(False)
+                    delay = next(delays, RECONNECT_DELAYS[-1])
+                    log.error("broker connection lost (%s: %s); reconnecting in %d s",
+                              type(exc).__name__, exc, delay)
+                    self._sleep(delay)
+                    if not self._stop_requested:
+                        self.metrics.reconnects.inc()
+        finally:
+            unfinished = self.pool.in_flight
+            self.pool.shutdown(wait=not unfinished)
+            log.info("pewproc worker %s stopped (%s)", self.settings.worker_name,
+                     f"{unfinished} unfinished, left to the broker to redeliver" if unfinished
+                     else "drained")
+        return 0
+
+    def request_stop(self) -> None:
+        if not self._stop_requested:
+            self._stop_requested = True
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout
+            log.info("stopping: no new messages; waiting up to %.0f s for %d in flight",
+                     self.settings.shutdown_timeout, len(self._in_flight))
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stop_requested:
+                log.warning("second %s: exiting at once", signal.Signals(signum).name)
+                os._exit(1)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    # One connection's life
+
+    def _consume(self) -> None:
+        connection = connect(self.settings)
+        self._connection = connection
+        self._session += 1
+        self._tags = set()
+        try:
+            channel = declare_topology(connection, self.settings)
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            publisher = ConfirmingPublisher(connection)
+            on_message = functools.partial(self._on_delivery, self._session, connection, publisher)
+            consumer_tag: str | None = channel.basic_consume(
+                self.settings.work_queue, on_message
+            )
+            self._set_connected(True)
+            log.info("consuming %s (session %d)", self.settings.work_queue, self._session)
+            while True:
+                connection.process_data_events(time_limit=TICK_SECONDS)
+                self._tick(channel, publisher)
+                if self._stop_requested:
+                    if consumer_tag is not None:
+                        channel.basic_cancel(consumer_tag)
+                        consumer_tag = None
+                    if not self._tags or time.monotonic() >= self._stop_deadline:
+                        break
+        finally:
+            self._set_connected(False)
+            self._close(connection)
+            # The broker requeues whatever this channel had not settled; forget those tasks.
+            self._in_flight.clear()
+            self._abandoned.clear()
+            self.metrics.in_flight.set(0)
+
+    def _on_delivery(self, session: int, connection: pika.BlockingConnection,
+                     publisher: ConfirmingPublisher, channel: BlockingChannel,
+                     method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        assert self.pool is not None
+        delivery = Delivery(
+            session, method.delivery_tag, body, properties, attempt_of(properties.headers),
+            bool(method.redelivered), time.monotonic(),
+        )
+        self._tags.add(delivery.tag)
+        future = self.pool.submit(body, delivery.attempt)
+        self._in_flight[future] = delivery
+        self.metrics.in_flight.set(len(self._in_flight))
+        settle = functools.partial(self._settle, channel, publisher, delivery)
+        future.add_done_callback(
+            functools.partial(_schedule_on_connection_thread, connection, settle)
+        )
+
+    def _settle(self, channel: BlockingChannel, publisher: ConfirmingPublisher,
+                delivery: Delivery, future: TaskFuture, result: TaskResult | None = None) -> None:
+        """Runs on the connection's thread: decide the message's fate and apply it."""
+        self._in_flight.pop(future, None)
+        self.metrics.in_flight.set(len(self._in_flight))
+        if future in self._abandoned:
+            self._abandoned.discard(future)
+            return  # settled already, when it passed the time limit
+        if delivery.session != self._session or delivery.tag not in self._tags:
+            log.info("dropping the result of delivery %d of an old channel; the broker has "
+                     "requeued it", delivery.tag)
+            return
+        if result is None:
+            try:
+                result = future.result()
+            except Exception as exc:  # the child died: BrokenProcessPool, or worse
+                result = lost_child_result(exc, "child_lost")
+        fate = decide(result, delivery.attempt, delivery.properties.headers, self.settings)
+        if fate.action != "ack":
+            assert fate.queue is not None
+            publisher.publish(fate.queue, delivery.body, fate.headers,
+                              _copy_properties(delivery.properties))
+        channel.basic_ack(delivery.tag)
+        self._tags.discard(delivery.tag)
+        seconds = time.monotonic() - delivery.received
+        self.metrics.record(result, fate, seconds)
+        self._stats.count(result, fate)
+        _log_outcome(result, fate, delivery, seconds)
+
+    # Housekeeping, between deliveries
+
+    def _tick(self, channel: BlockingChannel, publisher: ConfirmingPublisher) -> None:
+        assert self.pool is not None
+        if self.health is not None:
+            self.health.beat()
+        for future in self.pool.expired():
+            delivery = self._in_flight.get(future)
+            self._abandoned.add(future)
+            if delivery is not None:
+                error = TimeoutError(
+                    f"task ran past TASK_TIMEOUT_SECONDS={self.settings.task_timeout:g}"
+                )
+                self._settle(channel, publisher, delivery, future,
+                             lost_child_result(error, "timeout"))
+        self.pool.maintain()
+        if self._stats.due(self.settings.stats_interval):
+            self._report(channel)
+
+    def _report(self, channel: BlockingChannel) -> None:
+        depth: dict[str, int] = {}
+        for queue in (self.settings.work_queue, self.settings.dead_letter_queue):
+            ok = channel.queue_declare(queue, passive=True).method
+            depth[queue] = ok.message_count
+            self.metrics.queue_messages.labels(queue).set(ok.message_count)
+            self.metrics.queue_consumers.labels(queue).set(ok.consumer_count)
+        assert self.pool is not None
+        self._stats.log(len(self._in_flight), depth, self.pool.size)
+
+    def _on_pool_restart(self, reason: str) -> None:
+        self.metrics.child_restarts.labels(reason).inc()
+
+    def _set_connected(self, connected: bool) -> None:
+        if self.health is not None:
+            self.health.broker_connected = connected
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(min(TICK_SECONDS, deadline - time.monotonic()))
+            if self.pool is not None:
+                self.pool.maintain()
+
+    @staticmethod
+    def _close(connection: pika.BlockingConnection) -> None:
+        try:
+            if connection.is_open:
+                connection.close()
+        except BROKER_ERRORS:
+            pass
+
+
+def _schedule_on_connection_thread(connection: pika.BlockingConnection, settle: Any,
+                                   future: TaskFuture) -> None:
+    """Done-callback, on an executor thread: hand the settlement to the connection's thread."""
+    try:
+        connection.add_callback_threadsafe(functools.partial(settle, future))
+    except (pika.exceptions.ConnectionWrongStateError, pika.exceptions.AMQPError, OSError):
+        log.info("connection gone before a task ended; the broker will redeliver its message")
+
+
+def _copy_properties(props: pika.BasicProperties) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type=props.content_type, content_encoding=props.content_encoding,
+        correlation_id=props.correlation_id, message_id=props.message_id,
+        timestamp=props.timestamp, type=props.type, app_id=props.app_id,
+    )
+
+
+def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: float) -> None:
+    stages = " ".join(f"{k}={v:.3f}" for k, v in result.stages.items())
+    rows = sum(result.rows.values())
+    level = logging.INFO if result.ok else logging.WARNING
+    log.log(
+        level,
+        "match %s attempt %d: %s -> %s%s in %.3f s (events=%d rows=%d %s)%s",
+        result.match_id, delivery.attempt, result.outcome, fate.action,
+        f" to {fate.queue}" if fate.queue else "", seconds, result.events, rows, stages,
+        f" [{result.reason}: {result.error}]" if not result.ok or result.outcome == "skipped"
+        else "",
+        extra={
+            "match_id": result.match_id, "attempt": delivery.attempt, "outcome": result.outcome,
+            "action": fate.action, "seconds": round(seconds, 4), "stages": result.stages,
+            "rows": result.rows, "reason": result.reason,
+        },
+    )
+
+
+class _Stats:
+    """Counts for the periodic stats line."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.processed = self.failed = self.since_last = 0
+
+    def count(self, result: TaskResult, fate: Fate) -> None:
+        self.since_last += 1
+        if fate.action == "ack":
+            self.processed += 1
+        else:
+            self.failed += 1
+
+    def due(self, interval: float) -> bool:
+        return time.monotonic() - self.last >= interval
+
+    def log(self, in_flight: int, depth: dict[str, int], pool_size: int) -> None:
+        now = time.monotonic()
+        rate = self.since_last / max(now - self.last, 1e-9)
+        log.info(
+            "stats: processed=%d failed=%d in_flight=%d rate=%.2f/s queue=%s pool_size=%d",
+            self.processed, self.failed, in_flight, rate,
+            " ".join(f"{q}:{n}" for q, n in depth.items()), pool_size,
+            extra={"processed": self.processed, "failed": self.failed, "in_flight": in_flight,
+                   "rate_per_s": round(rate, 3), "queue_depth": depth, "pool_size": pool_size},
+        )
+        self.last, self.since_last = now, 0
