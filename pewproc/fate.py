@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pewproc.message import peek_match_id
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
 
@@ -46,7 +47,8 @@ def decide(result: TaskResult, attempt: int, headers: dict[str, Any] | None,
     if result.ok:
         return Fate("ack")
     now = datetime.now(UTC).isoformat()
-    history = [*list((headers or {}).get(HISTORY) or []),
+    previous = (headers or {}).get(HISTORY)
+    history = [*(previous if isinstance(previous, list) else []),
                f"{now} attempt {attempt} {result.reason}: {(result.error or '')[:200]}"]
     carried = {k: v for k, v in (headers or {}).items() if not k.startswith("x-pewproc-")}
     if result.retryable and attempt <= settings.max_retries:
@@ -78,10 +80,11 @@ def decide(result: TaskResult, attempt: int, headers: dict[str, Any] | None,
     )
 
 
-def lost_child_result(exc: BaseException, reason: str) -> TaskResult:
+def lost_child_result(exc: BaseException, reason: str, body: bytes = b"") -> TaskResult:
     """The result of a task whose child died or hung: always worth another try."""
     return TaskResult(
         outcome="failed",
+        match_id=peek_match_id(body),
         retryable=True,
         reason=reason,
         error=str(exc) or type(exc).__name__,

@@ -72,7 +72,7 @@ class Processor:
             max_size=settings.db_pool_max_size,
             open=True,
             name=f"pewproc-{os.getpid()}",
-            timeout=15.0,
+            timeout=settings.db_pool_timeout,
             reconnect_timeout=60.0,
             check=psycopg_pool.ConnectionPool.check_connection,
         )

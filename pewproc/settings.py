@@ -52,6 +52,10 @@ class Settings:
     rabbitmq_key_file: str = _setting(
         "RABBITMQ_KEY_FILE", "", "Client key for amqps:// (PEM, optional)."
     )
+    rabbitmq_management_url: str = _setting(
+        "RABBITMQ_MANAGEMENT_URL", "",
+        "Management API base URL (e.g. http://localhost:15672); lets `queue stats` show unacked.",
+    )
     environment: str = _setting(
         "ENVIRONMENT", "development", "Names the queues: match.processing.{ENVIRONMENT}."
     )
@@ -83,6 +87,10 @@ class Settings:
     )
     db_pool_max_size: int = _setting(
         "DB_POOL_MAX_SIZE", 2, "Connections each child may open at most."
+    )
+    db_pool_timeout: float = _setting(
+        "DB_POOL_TIMEOUT_SECONDS", 10.0,
+        "How long a task waits for a database connection before failing as transient.",
     )
 
     # Worker
@@ -129,7 +137,7 @@ class Settings:
     tracked_players: str = _setting(
         "TRACKED_PLAYERS", "*",
         "Account ids whose damage events and circle positions are stored, comma-separated "
-        "('*': every human player; empty: nobody).",
+        "('*': every human player; 'none': nobody).",
     )
     max_message_bytes: int = _setting(
         "MAX_MESSAGE_BYTES", 65536, "Largest message body accepted."
@@ -169,8 +177,11 @@ class Settings:
             )
         if self.log_format not in ("text", "json"):
             raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {self.log_format!r}")
-        if not self.postgres_schema.isidentifier():
-            raise ValueError(f"POSTGRES_SCHEMA must be an identifier: {self.postgres_schema!r}")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.postgres_schema):
+            raise ValueError(
+                "POSTGRES_SCHEMA must be a lower-case identifier (letters, digits, _): "
+                f"{self.postgres_schema!r}"
+            )
         if self.max_retries < 0:
             raise ValueError("MAX_RETRIES cannot be negative")
         self.retry_delay_list  # noqa: B018 - validates RETRY_DELAYS early
@@ -182,8 +193,8 @@ class Settings:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"])
-            if raw is not None and raw != "":
-                values[f.name] = _convert(f, raw)
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _convert(f, raw.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -239,7 +250,7 @@ class Settings:
     def tracked_player_set(self) -> frozenset[str] | None:
         """None means every human player."""
         ids = frozenset(a.strip() for a in self.tracked_players.split(",") if a.strip())
-        return None if "*" in ids else ids
+        return None if "*" in ids else ids - {"none"}
 
     @property
     def amqp_url(self) -> str:
@@ -274,6 +285,10 @@ class Settings:
             **extra,
         )
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, to hand to another pewproc process."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def describe(self) -> dict[str, Any]:
         """Every setting with secrets masked: safe to log."""
         out: dict[str, Any] = {}
@@ -301,10 +316,10 @@ def mask_url(url: str) -> str:
     if "://" in url:
         parts = urlsplit(url)
         if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return url
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1****", url)
+            parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":****@"))
+        query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2****", parts.query)
+        return urlunsplit(parts._replace(query=query))
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1****", url)
 
 
 def settings_fields() -> list[dataclasses.Field[Any]]:

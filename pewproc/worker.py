@@ -208,7 +208,7 @@ class Worker:
             try:
                 result = future.result()
             except Exception as exc:  # the child died: BrokenProcessPool, or worse
-                result = lost_child_result(exc, "child_lost")
+                result = lost_child_result(exc, "child_lost", delivery.body)
         fate = decide(result, delivery.attempt, delivery.properties.headers, self.settings)
         if fate.action != "ack":
             assert fate.queue is not None
@@ -229,13 +229,13 @@ class Worker:
             self.health.beat()
         for future in self.pool.expired():
             delivery = self._in_flight.get(future)
-            self._abandoned.add(future)
             if delivery is not None:
                 error = TimeoutError(
                     f"task ran past TASK_TIMEOUT_SECONDS={self.settings.task_timeout:g}"
                 )
                 self._settle(channel, publisher, delivery, future,
-                             lost_child_result(error, "timeout"))
+                             lost_child_result(error, "timeout", delivery.body))
+            self._abandoned.add(future)  # whatever its child does next is to be ignored
         self.pool.maintain()
         if self._stats.due(self.settings.stats_interval):
             self._report(channel)
@@ -304,7 +304,8 @@ def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: fl
         extra={
             "match_id": result.match_id, "attempt": delivery.attempt, "outcome": result.outcome,
             "action": fate.action, "seconds": round(seconds, 4), "stages": result.stages,
-            "rows": result.rows, "reason": result.reason,
+            "rows": result.rows, "reason": result.reason, "pid": result.pid,
+            "started_at": result.started_at, "ended_at": result.ended_at,
         },
     )
 

@@ -159,7 +159,12 @@ def process(settings: Settings, file: Path, write: bool, as_json: bool,
             processor.close()
         report = dataclasses.asdict(result)
     else:
-        report = extract_file(file, match_id, settings)
+        from pewproc.errors import PermanentError
+
+        try:
+            report = extract_file(file, match_id, settings)
+        except PermanentError as exc:
+            raise click.ClickException(f"{exc.reason}: {exc}") from None
     if as_json:
         click.echo(json.dumps(report, default=str, indent=2))
         return
@@ -197,6 +202,90 @@ def synth(directory: Path, count: int, seed: int, players: int, team_size: int, 
             path.parent.mkdir(parents=True, exist_ok=True)
             write_match(path, events)
     click.echo(f"wrote {count} matches to {directory}")
+
+
+@main.group()
+def queue() -> None:
+    """The work queue, its retry queues and its dead-letter queue."""
+
+
+@queue.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@settings_options
+def queue_stats(settings: Settings, as_json: bool) -> None:
+    """Ready, unacked and consumers of every pewproc queue (unacked needs
+    RABBITMQ_MANAGEMENT_URL; AMQP does not report it)."""
+    from pewproc.broker.connection import connect
+    from pewproc.broker.stats import queue_stats as collect
+
+    connection = connect(settings)
+    try:
+        rows = collect(connection, settings)
+    finally:
+        connection.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'queue':<48}{'ready':>8}{'unacked':>9}{'consumers':>11}")
+    for row in rows:
+        cells = ["-" if row[k] is None else row[k] for k in ("ready", "unacked", "consumers")]
+        click.echo(f"{row['queue']:<48}{cells[0]:>8}{cells[1]:>9}{cells[2]:>11}")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: see why matches failed, and send them back once the cause is fixed."""
+
+
+@dlq.command("list")
+@click.option("--limit", type=int, default=None, help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@settings_options
+def dlq_list(settings: Settings, limit: int | None, as_json: bool) -> None:
+    """List dead letters with their reasons (they stay in the queue)."""
+    from pewproc.broker.connection import connect
+    from pewproc.broker.deadletters import list_dead_letters
+
+    connection = connect(settings)
+    try:
+        letters = list_dead_letters(connection, settings, limit)
+    finally:
+        connection.close()
+    for letter in letters:
+        info = letter.summary()
+        if as_json:
+            click.echo(json.dumps(info))
+        else:
+            click.echo(f"{info['match_id'] or '?':<40} {info['reason']:<28} "
+                       f"attempts={info['attempts']} at={info['failed_at']} {info['error']}")
+    if not as_json:
+        click.echo(f"{len(letters)} dead letters in {settings.dead_letter_queue}", err=True)
+
+
+@dlq.command("replay")
+@click.option("--reason", multiple=True, help="Only dead letters with this reason (repeatable).")
+@click.option("--match-id", "match_ids", multiple=True, help="Only this match (repeatable).")
+@click.option("--all", "replay_all", is_flag=True, help="Every dead letter.")
+@settings_options
+def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str, ...],
+               replay_all: bool) -> None:
+    """Send dead letters back to the work queue with a fresh attempt count, with confirms."""
+    from pewproc.broker.connection import connect
+    from pewproc.broker.deadletters import DeadLetter, replay_dead_letters
+
+    if not (reason or match_ids or replay_all):
+        raise click.UsageError("say which dead letters: --reason, --match-id or --all")
+
+    def wanted(letter: DeadLetter) -> bool:
+        return replay_all or letter.reason in reason or letter.match_id in match_ids
+
+    connection = connect(settings)
+    try:
+        replayed, kept = replay_dead_letters(connection, settings, wanted)
+    finally:
+        connection.close()
+    click.echo(f"replayed {replayed} to {settings.work_queue}; {kept} left in "
+               f"{settings.dead_letter_queue}")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,6 @@ def parse_events(data: bytes, max_events: int) -> list[dict[str, Any]]:
         raise TelemetryError(
             f"telemetry has {len(events)} events, over MAX_EVENTS={max_events}", "too_many_events"
         )
-    if events and not isinstance(events[0], dict):
-        raise TelemetryError("telemetry events must be JSON objects", "not_event_list")
+    if not all(isinstance(event, dict) for event in events):
+        raise TelemetryError("telemetry events must all be JSON objects", "not_event_list")
     return events

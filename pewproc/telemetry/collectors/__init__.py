@@ -1,0 +1,23 @@
+"""Collectors, one per table family. Order matters only for `finish`: the roster comes first."""
+
+from pewproc.telemetry.collectors.circle import CirclePositions
+from pewproc.telemetry.collectors.damage import DamageEvents
+from pewproc.telemetry.collectors.fights import Fights
+from pewproc.telemetry.collectors.kills import Kills
+from pewproc.telemetry.collectors.knocks import Knocks
+from pewproc.telemetry.collectors.landings import Landings
+from pewproc.telemetry.collectors.match import MatchSummary
+from pewproc.telemetry.collectors.players import PlayerStats
+
+COLLECTORS = (
+    MatchSummary,
+    Landings,
+    Kills,
+    Knocks,
+    DamageEvents,
+    Fights,
+    PlayerStats,
+    CirclePositions,
+)
+
+__all__ = ["COLLECTORS"]

@@ -1,0 +1,127 @@
+"""Where tracked players stood relative to the circles, one row per position sample.
+
+The current (blue, safe) circle and the next (white, poison-gas warning) one are those of the
+latest LogGameStatePeriodic seen in the pass (~every 10 s). A zero radius means "no circle yet".
+Samples on the plane and after (isGame > 0) are kept; lobby samples are not.
+"""
+
+from __future__ import annotations
+
+from math import hypot
+
+from pewproc.telemetry.collectors.common import body
+from pewproc.telemetry.model import (
+    CM_PER_M,
+    Collector,
+    Event,
+    Handler,
+    Row,
+    parse_time,
+    phase,
+    table,
+)
+
+Circle = tuple[float, float, float]  # centre x, centre y, radius, metres
+_NO_CIRCLE = (None, None, None)
+
+CIRCLE_POSITIONS = table(
+    "circle_positions",
+    ("account_id", "text"),
+    ("team_id", "int4"),
+    ("sampled_at", "timestamptz"),
+    ("phase", "float8"),
+    ("elapsed_s", "float8"),
+    ("x_m", "float8"),
+    ("y_m", "float8"),
+    ("z_m", "float8"),
+    ("zone_x_m", "float8"),
+    ("zone_y_m", "float8"),
+    ("zone_radius_m", "float8"),
+    ("dist_centre_m", "float8"),
+    ("dist_edge_m", "float8"),  # radius - distance to centre: negative outside
+    ("is_outside", "bool"),
+    ("next_x_m", "float8"),
+    ("next_y_m", "float8"),
+    ("next_radius_m", "float8"),
+)
+
+
+def _circle(position: Event | None, radius: float | None) -> Circle | None:
+    if not position or not radius or radius <= 0:
+        return None
+    x, y = position.get("x"), position.get("y")
+    if x is None or y is None:
+        return None
+    return x / CM_PER_M, y / CM_PER_M, radius / CM_PER_M
+
+
+class SafeZone:
+    """The circles as of the latest game state, shared by every collector that measures them."""
+
+    __slots__ = ("current", "next")
+
+    def __init__(self) -> None:
+        self.current: Circle | None = None
+        self.next: Circle | None = None
+
+    def update(self, event: Event) -> None:
+        state = event.get("gameState")
+        if state:
+            self.current = _circle(state.get("safetyZonePosition"), state.get("safetyZoneRadius"))
+            self.next = _circle(
+                state.get("poisonGasWarningPosition"), state.get("poisonGasWarningRadius")
+            )
+
+    def measure(self, x: float | None, y: float | None) -> tuple[float, float] | None:
+        """(distance to the current centre, distance to its edge; negative outside), metres;
+        None before the first circle."""
+        if self.current is None or x is None or y is None:
+            return None
+        cx, cy, radius = self.current
+        to_centre = hypot(x - cx, y - cy)
+        return to_centre, radius - to_centre
+
+
+class CirclePositions(Collector):
+    tables = (CIRCLE_POSITIONS,)
+
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.zone = SafeZone()
+        self.rows: list[Row] = []
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"LogGameStatePeriodic": self.zone.update, "LogPlayerPosition": self.on_position}
+
+    def on_position(self, event: Event) -> None:
+        at_phase = phase(event)
+        character = event.get("character")
+        if not at_phase or at_phase <= 0 or not character:
+            return
+        who = body(character)
+        if who is None or not self.ctx.is_tracked(who.account_id):
+            return
+        measured = self.zone.measure(who.x, who.y)
+        to_centre, to_edge = measured if measured else (None, None)
+        elapsed = event.get("elapsedTime")
+        self.rows.append(
+            (
+                self.ctx.match_id,
+                who.account_id,
+                who.team_id,
+                parse_time(event.get("_D")),
+                at_phase,
+                elapsed if isinstance(elapsed, int | float) else None,
+                who.x,
+                who.y,
+                who.z,
+                *(self.zone.current or _NO_CIRCLE),
+                to_centre,
+                to_edge,
+                to_edge < 0 if to_edge is not None else None,
+                *(self.zone.next or _NO_CIRCLE),
+            )
+        )
+
+    def finish(self) -> dict[str, list[Row]]:
+        return {CIRCLE_POSITIONS.name: self.rows}

@@ -1,0 +1,174 @@
+"""Readers the combat collectors share, written for the hot path (called once per event).
+
+Blue-zone knocks carry a placeholder `attacker` with an empty account id, team 0 and location
+(0, 0, 0); `actor` and `body` turn it, a `null` and a missing character alike into None, so no
+placeholder ever becomes a player, a team or a position.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pewproc.telemetry.model import CM_PER_M, Event, Player
+
+
+def actor(character: Event | None) -> tuple[str, int | None] | None:
+    """(account id, team id) of a real character; None for absent ones and placeholders."""
+    if not character:
+        return None
+    account_id = character.get("accountId")
+    if not account_id:
+        return None
+    return account_id, character.get("teamId")
+
+
+def in_game(event: Event) -> bool:
+    """The match proper (isGame > 0: the plane and after); the lobby's scuffles do not count."""
+    common = event.get("common")
+    if not common:
+        return False
+    value = common.get("isGame")
+    return isinstance(value, int | float) and value > 0
+
+
+def is_enemy(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool:
+    """Two different players on different known teams (also works on `Body`s)."""
+    return a[0] != b[0] and a[1] is not None and b[1] is not None and a[1] != b[1]
+
+
+def is_teammate(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool:
+    """Two different players on one known team."""
+    return a[0] != b[0] and a[1] is not None and a[1] == b[1]
+
+
+class Body(NamedTuple):
+    """A real character as the hot collectors need it: who, which team, where (metres)."""
+
+    account_id: str
+    team_id: int | None
+    x: float | None
+    y: float | None
+    z: float | None
+
+
+_tuple = tuple.__new__  # NamedTuple's own constructor is Python code, several times slower
+
+
+def body(character: Event | None) -> Body | None:
+    account_id = character.get("accountId") if character else None
+    if not account_id:
+        return None
+    loc = character.get("location")  # type: ignore[union-attr]
+    x, y, z = (loc.get("x"), loc.get("y"), loc.get("z")) if loc else (None, None, None)
+    return _tuple(Body, (  # type: ignore[no-any-return]
+        account_id,
+        character.get("teamId"),  # type: ignore[union-attr]
+        x / CM_PER_M if x is not None else None,
+        y / CM_PER_M if y is not None else None,
+        z / CM_PER_M if z is not None else None,
+    ))
+
+
+# Weapon categories. A damageCauserName names the weapon class exactly (pubg-assets'
+# damageCauserName dictionary); anything it does not name falls back to damageTypeCategory
+# (punches, grenades and vehicles are told by the kind of damage), then to "other".
+_CAUSER_CATEGORY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "WeapACE32_C", "WeapAK47_C", "WeapAUG_C", "WeapBerylM762_C", "WeapDuncansHK416_C",
+            "WeapG36C_C", "WeapGroza_C", "WeapHK416_C", "WeapK2_C", "WeapLunchmeatsAK47_C",
+            "WeapM16A4_C", "WeapMk47Mutant_C", "WeapQBZ95_C", "WeapSCAR-L_C",
+        ),
+        "AR",
+    ),
+    **dict.fromkeys(
+        (
+            "WeapDragunov_C", "WeapFNFal_C", "WeapMadsQBU88_C", "WeapMini14_C", "WeapMk12_C",
+            "WeapMk14_C", "WeapQBU88_C", "WeapSKS_C", "WeapVSS_C",
+        ),
+        "DMR",
+    ),
+    **dict.fromkeys(
+        (
+            "WeapAWM_C", "WeapJuliesKar98k_C", "WeapKar98k_C", "WeapL6_C", "WeapM24_C",
+            "WeapMosinNagant_C", "WeapWin94_C",
+        ),
+        "SR",
+    ),
+    **dict.fromkeys(
+        (
+            "WeapBizonPP19_C", "WeapJS9_C", "WeapMP5K_C", "WeapMP9_C", "WeapP90_C",
+            "WeapThompson_C", "WeapUMP_C", "WeapUZI_C", "WeapVector_C",
+        ),
+        "SMG",
+    ),
+    **dict.fromkeys(
+        ("WeapBerreta686_C", "WeapDP12_C", "WeapOriginS12_C", "WeapSaiga12_C",
+         "WeapWinchester_C"),
+        "shotgun",
+    ),
+    **dict.fromkeys(("WeapDP28_C", "WeapM249_C", "WeapMG3_C"), "LMG"),
+    # The sawed-off is a sidearm in PUBG (its item subCategory is "Handgun").
+    **dict.fromkeys(
+        (
+            "WeapDesertEagle_C", "WeapG18_C", "WeapM1911_C", "WeapM9_C", "WeapNagantM1895_C",
+            "WeapRhino_C", "WeapSawnoff_C", "Weapvz61Skorpion_C",
+        ),
+        "pistol",
+    ),
+    **dict.fromkeys(
+        (
+            "WeapCowbar_C", "WeapCowbarProjectile_C", "WeapMachete_C", "WeapMacheteProjectile_C",
+            "WeapPan_C", "WeapPanProjectile_C", "WeapSickle_C", "WeapSickleProjectile_C",
+        ),
+        "melee",
+    ),
+    **dict.fromkeys(
+        (
+            "ProjGrenade_C", "ProjMolotov_C", "ProjMolotov_DamageField_Direct_C",
+            "BP_MolotovFireDebuff_C", "BP_FireEffectController_C", "ProjStickyGrenade_C",
+            "ProjC4_C", "Bluezonebomb_EffectActor_C",
+        ),
+        "throwable",
+    ),
+}
+_DAMAGE_CATEGORY: dict[str, str] = {
+    **dict.fromkeys(("Damage_Punch", "Damage_Melee", "Damage_MeleeThrow"), "melee"),
+    **dict.fromkeys(
+        (
+            "Damage_Explosion_Grenade", "Damage_Molotov", "Damage_Explosion_StickyBomb",
+            "Damage_Explosion_C4", "Damage_BlueZoneGrenade",
+        ),
+        "throwable",
+    ),
+    **dict.fromkeys(
+        ("Damage_VehicleHit", "Damage_VehicleCrashHit", "Damage_Explosion_Vehicle"), "vehicle"
+    ),
+}
+WEAPON_CATEGORIES = (
+    "AR", "DMR", "SR", "SMG", "shotgun", "LMG", "pistol", "melee", "throwable", "vehicle", "other",
+)
+
+
+def weapon_category(causer: str | None, damage_category: str | None) -> str:
+    """One of WEAPON_CATEGORIES for a damageCauserName and damageTypeCategory."""
+    found = _CAUSER_CATEGORY.get(causer or "") or _DAMAGE_CATEGORY.get(damage_category or "")
+    return found or "other"
+
+
+def weapon_of(info: Event | None) -> str:
+    """The weapon category of a damage info, or of an event that keeps those keys flat."""
+    if not info:
+        return "other"
+    return weapon_category(info.get("damageCauserName"), info.get("damageTypeCategory"))
+
+
+def identity(players: dict[str, Player], account_id: str,
+             character: Event | None) -> tuple[str | None, int | None]:
+    """Name and team of a player: the roster's, else those of a character seen in the events."""
+    player = players.get(account_id)
+    if player is not None:
+        return player.name, player.team_id
+    if character:
+        return character.get("name"), character.get("teamId")
+    return None, None

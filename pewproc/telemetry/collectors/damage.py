@@ -1,0 +1,78 @@
+"""Every hit that touches a tracked player, as dealt or as taken.
+
+Environmental damage (blue zone, falls, drowning) has no attacker; it is kept for its victim.
+Hits on knocked players carry damage 0 in PUBG's files; they are kept, as PUBG counts them as hits.
+PUBG gives no distance for plain hits; the positions of both sides are here instead.
+"""
+
+from __future__ import annotations
+
+from pewproc.telemetry.collectors.common import body, is_teammate
+from pewproc.telemetry.model import Collector, Event, Handler, Row, parse_time, phase, table, text
+
+DAMAGE_EVENTS = table(
+    "damage_events",
+    ("damaged_at", "timestamptz"),
+    ("phase", "float8"),
+    ("attack_id", "int8"),
+    ("attacker_account_id", "text"),
+    ("attacker_team_id", "int4"),
+    ("attacker_x_m", "float8"),
+    ("attacker_y_m", "float8"),
+    ("attacker_z_m", "float8"),
+    ("victim_account_id", "text"),
+    ("victim_team_id", "int4"),
+    ("victim_x_m", "float8"),
+    ("victim_y_m", "float8"),
+    ("victim_z_m", "float8"),
+    ("victim_health", "float8"),
+    ("damage", "float8"),
+    ("damage_reason", "text"),
+    ("damage_category", "text"),
+    ("weapon", "text"),
+    ("through_wall", "bool"),
+    ("is_team_damage", "bool"),
+)
+_NOBODY = (None,) * 5
+
+
+class DamageEvents(Collector):
+    tables = (DAMAGE_EVENTS,)
+
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.rows: list[Row] = []
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"LogPlayerTakeDamage": self.on_damage}
+
+    def on_damage(self, event: Event) -> None:
+        get = event.get  # the hottest handler: a hit is a quarter of a match
+        victim_c = get("victim")
+        attacker, victim = body(get("attacker")), body(victim_c)
+        is_tracked = self.ctx.is_tracked
+        if not (
+            (victim is not None and is_tracked(victim.account_id))
+            or (attacker is not None and is_tracked(attacker.account_id))
+        ):
+            return
+        self.rows.append(
+            (
+                self.ctx.match_id,
+                parse_time(get("_D")),
+                phase(event),
+                get("attackId"),
+                *(attacker or _NOBODY),
+                *(victim or _NOBODY),
+                victim_c.get("health") if victim_c else None,
+                get("damage"),
+                text(get("damageReason")),
+                text(get("damageTypeCategory")),
+                text(get("damageCauserName")),
+                get("isThroughPenetrableWall"),
+                attacker is not None and victim is not None and is_teammate(attacker, victim),
+            )
+        )
+
+    def finish(self) -> dict[str, list[Row]]:
+        return {DAMAGE_EVENTS.name: self.rows}

@@ -1,0 +1,353 @@
+"""Per human player: one row of combat, items and circle play, and one per weapon category.
+
+Counted in the match proper only (isGame > 0: the plane and after), so lobby scuffles do not
+count. Bots get no rows; what humans do to bots counts (PUBG counts bot kills too).
+
+Weapon figures are credited to the attacker's weapon category (`common.weapon_category`): of a
+hit or a knock from its damageCauserName, of a kill from `killerDamageInfo` in the current layout
+(for bleed-outs PUBG puts the knocking weapon there) and from the flat keys in the old one. Hits
+count every damage event on an enemy, also the zero-damage hits on knocked enemies, as PUBG's own
+weapon stats do. Both tables are built here because both read every hit once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from math import hypot
+from typing import Any
+
+from pewproc.telemetry.collectors.circle import SafeZone
+from pewproc.telemetry.collectors.common import (
+    actor,
+    body,
+    identity,
+    in_game,
+    is_enemy,
+    weapon_category,
+    weapon_of,
+)
+from pewproc.telemetry.model import Collector, Event, Handler, Row, is_bot, table
+
+# Throwables thrown for fun, not for the fight: not counted as throwables (unknown ids are).
+NOVELTY_THROWABLES = frozenset({"Item_Weapon_Apple_C", "Item_Weapon_Snowball_C"})
+SMOKE = "Item_Weapon_SmokeBomb_C"
+# A position sample stands for the time until the player's next one (every ~10 s), at most this.
+SAMPLE_GAP_CAP_S = 20.0
+
+DAMAGE_SOURCES = ("players", "bluezone", "fall", "self_team", "other")
+
+PLAYER_MATCH_STATS = table(
+    "player_match_stats",
+    ("account_id", "text"),
+    ("player_name", "text"),
+    ("team_id", "int4"),
+    ("rank", "int4"),
+    ("kills", "int4"),
+    ("team_kills", "int4"),
+    ("knocks", "int4"),
+    ("assists", "int4"),
+    ("killsteals", "int4"),
+    ("damage_dealt", "float8"),
+    *((f"damage_taken_{s}", "float8") for s in DAMAGE_SOURCES),
+    ("heals", "int4"),
+    ("boosts", "int4"),
+    ("throwables", "int4"),
+    ("smokes", "int4"),
+    ("throwable_damage", "float8"),
+    ("circle_samples", "int4"),
+    ("mean_dist_centre_m", "float8"),
+    ("max_dist_centre_m", "float8"),
+    ("mean_dist_edge_m", "float8"),
+    ("min_dist_edge_m", "float8"),
+    ("time_outside_s", "float8"),
+)
+WEAPON_STATS = table(
+    "weapon_stats",
+    ("account_id", "text"),
+    ("player_name", "text"),
+    ("team_id", "int4"),
+    ("weapon_category", "text"),
+    ("damage", "float8"),
+    ("hits", "int4"),
+    ("knocks", "int4"),
+    ("kills", "int4"),
+)
+_DAMAGE, _HITS, _KNOCKS, _KILLS = range(4)  # positions in a weapon's figures
+
+
+def damage_source(category: str | None, attacker: tuple[str, int | None] | None,
+                  victim: tuple[str, int | None]) -> str:
+    """Which of DAMAGE_SOURCES a hit taken by `victim` came from. Bleed-out is "other"."""
+    if category == "Damage_BlueZone":
+        return "bluezone"
+    if category == "Damage_Instant_Fall":
+        return "fall"
+    if category == "Damage_Groggy" or attacker is None:
+        return "other"
+    if attacker[0] == victim[0] or (attacker[1] is not None and attacker[1] == victim[1]):
+        return "self_team"
+    return "players"
+
+
+class _Player:
+    __slots__ = ("assists", "boosts", "damage_dealt", "heals", "kills", "killsteals", "knocks",
+                 "last_sample", "max_centre", "min_edge", "outside_s", "samples", "sum_centre",
+                 "sum_edge", "taken", "team_kills", "throwable_damage", "weapons")
+
+    def __init__(self) -> None:
+        self.kills = self.team_kills = self.knocks = self.assists = self.killsteals = 0
+        self.heals = self.boosts = self.samples = 0
+        self.damage_dealt = self.throwable_damage = 0.0
+        self.taken = dict.fromkeys(DAMAGE_SOURCES, 0.0)
+        self.weapons: dict[str, list[Any]] = {}  # category -> [damage, hits, knocks, kills]
+        self.sum_centre = self.sum_edge = self.outside_s = 0.0
+        self.max_centre: float | None = None
+        self.min_edge: float | None = None
+        self.last_sample: tuple[float, bool] | None = None  # (elapsed s, was outside)
+
+    def weapon(self, category: str) -> list[Any]:
+        figures = self.weapons.get(category)
+        if figures is None:
+            figures = self.weapons[category] = [0.0, 0, 0, 0]
+        return figures
+
+    def sample(self, elapsed: Any, to_centre: float, to_edge: float) -> None:
+        self.samples += 1
+        self.sum_centre += to_centre
+        self.sum_edge += to_edge
+        if self.max_centre is None or to_centre > self.max_centre:
+            self.max_centre = to_centre
+        if self.min_edge is None or to_edge < self.min_edge:
+            self.min_edge = to_edge
+        if not isinstance(elapsed, int | float):
+            return
+        if self.last_sample is not None and self.last_sample[1]:
+            gap = elapsed - self.last_sample[0]
+            if gap > 0:
+                self.outside_s += min(gap, SAMPLE_GAP_CAP_S)
+        self.last_sample = (elapsed, to_edge < 0)
+
+    def circle_cells(self) -> tuple[Any, ...]:
+        if not self.samples:
+            return (0, None, None, None, None, None)
+        n = self.samples
+        return (n, self.sum_centre / n, self.max_centre, self.sum_edge / n, self.min_edge,
+                self.outside_s)
+
+
+class PlayerStats(Collector):
+    tables = (PLAYER_MATCH_STATS, WEAPON_STATS)
+
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.players: dict[str, _Player] = {}
+        self.characters: dict[str, Event] = {}  # name and team of players not on the roster
+        self.zone = SafeZone()
+        self.knockers: dict[int, tuple[str, int | None]] = {}  # dBNOId -> knocker (old layout)
+        self.thrown: Counter[tuple[str, str]] = Counter()  # LogPlayerUseThrowable
+        self.thrown_attacks: Counter[tuple[str, str]] = Counter()  # older files: LogPlayerAttack
+        self.ranks: dict[str, int] = {}
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "LogPlayerTakeDamage": self.on_damage,
+            "LogPlayerMakeGroggy": self.on_knock,
+            "LogPlayerKillV2": self.on_kill_v2,
+            "LogPlayerKill": self.on_kill_v1,
+            "LogItemUse": self.on_item_use,
+            "LogPlayerUseThrowable": self.on_throwable,
+            "LogPlayerAttack": self.on_attack,
+            "LogGameStatePeriodic": self.zone.update,
+            "LogPlayerPosition": self.on_position,
+            "LogMatchEnd": self.on_end,
+        }
+
+    def _player(self, account_id: str | None, character: Event | None = None) -> _Player | None:
+        """A human's accumulator, created on first sight; None for bots and nobody."""
+        player = self.players.get(account_id)  # type: ignore[arg-type]
+        if player is not None or not account_id or is_bot(account_id):
+            return player
+        player = self.players[account_id] = _Player()
+        if character is not None:
+            self.characters[account_id] = character
+        return player
+
+    def on_damage(self, event: Event) -> None:
+        common = event.get("common")
+        if not common or not (common.get("isGame") or 0) > 0:
+            return
+        victim_c = event.get("victim")
+        victim = actor(victim_c)
+        if victim is None:
+            return
+        attacker_c = event.get("attacker")
+        attacker = actor(attacker_c)
+        damage = event.get("damage") or 0.0
+        category = event.get("damageTypeCategory")
+        if attacker is not None and is_enemy(attacker, victim):
+            dealer = self._player(attacker[0], attacker_c)
+            if dealer is not None:
+                weapon = weapon_category(event.get("damageCauserName"), category)
+                figures = dealer.weapon(weapon)
+                figures[_DAMAGE] += damage
+                figures[_HITS] += 1
+                dealer.damage_dealt += damage
+                if weapon == "throwable":
+                    dealer.throwable_damage += damage
+        taker = self._player(victim[0], victim_c)
+        if taker is not None:
+            taker.taken[damage_source(category, attacker, victim)] += damage
+
+    def on_knock(self, event: Event) -> None:
+        attacker_c = event.get("attacker")
+        attacker, victim = actor(attacker_c), actor(event.get("victim"))
+        dbno_id = event.get("dBNOId")
+        if attacker and dbno_id is not None and dbno_id != -1:
+            self.knockers[dbno_id] = attacker
+        if attacker and victim and is_enemy(attacker, victim) and in_game(event):
+            player = self._player(attacker[0], attacker_c)
+            if player is not None:
+                player.knocks += 1
+                player.weapon(weapon_of(event))[_KNOCKS] += 1
+
+    def on_kill_v2(self, event: Event) -> None:
+        self._kill(
+            event,
+            killer_c=event.get("killer"),
+            info=event.get("killerDamageInfo"),
+            finisher=actor(event.get("finisher") or event.get("killer")),
+            knocker=actor(event.get("dBNOMaker")),
+            assists=event.get("assists_AccountId") or (),
+        )
+
+    def on_kill_v1(self, event: Event) -> None:
+        assistant = actor(event.get("assistant"))
+        self._kill(
+            event,
+            killer_c=event.get("killer"),
+            info=event,
+            finisher=actor(event.get("killer")),
+            knocker=self.knockers.get(event.get("dBNOId")),  # type: ignore[arg-type]
+            assists=(assistant[0],) if assistant else (),
+        )
+
+    def _kill(self, event: Event, *, killer_c: Event | None, info: Event | None,
+              finisher: tuple[str, int | None] | None, knocker: tuple[str, int | None] | None,
+              assists: Any) -> None:
+        victim = actor(event.get("victim"))
+        if victim is None or not in_game(event):
+            return
+        killer = actor(killer_c)
+        player = self._player(killer[0], killer_c) if killer else None
+        if player is not None and killer is not None:
+            if is_enemy(killer, victim):
+                player.kills += 1
+                player.weapon(weapon_of(info))[_KILLS] += 1
+            elif killer[0] != victim[0] and killer[1] is not None and killer[1] == victim[1]:
+                player.team_kills += 1
+        for account_id in assists:
+            assistant = self._player(account_id)
+            if assistant is not None:
+                assistant.assists += 1
+        # A killsteal: the victim was knocked by one team and finished by another.
+        if finisher and knocker and is_enemy(finisher, victim) and knocker[1] not in (
+            finisher[1], victim[1]
+        ):
+            stealer = self._player(finisher[0])
+            if stealer is not None:
+                stealer.killsteals += 1
+
+    def on_item_use(self, event: Event) -> None:
+        item = event.get("item")
+        item_id = item.get("itemId") if item else None
+        if not item_id or not in_game(event):
+            return
+        heal, boost = item_id.startswith("Item_Heal_"), item_id.startswith("Item_Boost_")
+        character = event.get("character")
+        player = self._player(character.get("accountId"), character) if (
+            (heal or boost) and character
+        ) else None
+        if player is not None:
+            player.heals += heal
+            player.boosts += boost
+
+    def _throw(self, event: Event, counter: Counter[tuple[str, str]]) -> None:
+        weapon, attacker_c = event.get("weapon"), event.get("attacker")
+        item_id = weapon.get("itemId") if weapon else None
+        if not item_id or item_id in NOVELTY_THROWABLES or not in_game(event):
+            return
+        account_id = attacker_c.get("accountId") if attacker_c else None
+        if self._player(account_id, attacker_c) is not None:
+            counter[(account_id, item_id)] += 1  # type: ignore[index]
+
+    def on_throwable(self, event: Event) -> None:
+        self._throw(event, self.thrown)
+
+    def on_attack(self, event: Event) -> None:
+        weapon = event.get("weapon")
+        if weapon and weapon.get("subCategory") == "Throwable":
+            self._throw(event, self.thrown_attacks)
+
+    def on_position(self, event: Event) -> None:
+        circle, common = self.zone.current, event.get("common")
+        if circle is None or not common or not (common.get("isGame") or 0) > 0:
+            return
+        character = event.get("character")
+        player = self._player(character.get("accountId"), character) if character else None
+        who = body(character) if player is not None else None
+        if who is not None and who.x is not None and who.y is not None:
+            to_centre = hypot(who.x - circle[0], who.y - circle[1])
+            player.sample(event.get("elapsedTime"), to_centre, circle[2] - to_centre)  # type: ignore[union-attr]
+
+    def on_end(self, event: Event) -> None:
+        result = event.get("gameResultOnFinished") or {}
+        for entry in result.get("results") or ():
+            if entry and entry.get("accountId") and isinstance(entry.get("rank"), int):
+                self.ranks[entry["accountId"]] = entry["rank"]
+        for item in event.get("characters") or ():
+            character = (item.get("character") or item) if item else None
+            if character and character.get("accountId") and character.get("ranking"):
+                self.ranks.setdefault(character["accountId"], character["ranking"])
+
+    def finish(self) -> dict[str, list[Row]]:
+        # Recent files log a throw both as LogPlayerUseThrowable and LogPlayerAttack: trust the
+        # former when the match has any, else the latter (older files have only attacks).
+        thrown = self.thrown or self.thrown_attacks
+        throwables: Counter[str] = Counter()
+        smokes: Counter[str] = Counter()
+        for (account_id, item_id), n in thrown.items():
+            throwables[account_id] += n
+            if item_id == SMOKE:
+                smokes[account_id] += n
+        humans = {a for a in self.ctx.players if not is_bot(a)} | self.players.keys()
+        stats, weapons = [], []
+        for account_id in sorted(humans):
+            p = self.players.get(account_id) or _Player()
+            who = identity(self.ctx.players, account_id, self.characters.get(account_id))
+            stats.append(
+                (
+                    self.ctx.match_id,
+                    account_id,
+                    *who,
+                    self.ranks.get(account_id),
+                    p.kills,
+                    p.team_kills,
+                    p.knocks,
+                    p.assists,
+                    p.killsteals,
+                    p.damage_dealt,
+                    *p.taken.values(),
+                    p.heals,
+                    p.boosts,
+                    throwables[account_id],
+                    smokes[account_id],
+                    p.throwable_damage,
+                    *p.circle_cells(),
+                )
+            )
+            for category, (damage, hits, knocks, kills) in sorted(p.weapons.items()):
+                weapons.append(
+                    (self.ctx.match_id, account_id, *who, category, float(damage), hits, knocks,
+                     kills)
+                )
+        return {PLAYER_MATCH_STATS.name: stats, WEAPON_STATS.name: weapons}

@@ -1,0 +1,207 @@
+"""Helpers for tests that drive a real broker, a real database and real worker processes.
+
+Waiting is always for a condition, polled with a deadline; never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import pika
+import psycopg
+
+from pewproc.broker.connection import connect
+from pewproc.broker.publisher import ConfirmingPublisher
+from pewproc.broker.topology import declare_topology
+from pewproc.message import MatchMessage
+from pewproc.settings import Settings
+from pewproc.storage.writer import _LOCK_SEED
+from pewproc.telemetry.synth import generate_match, write_match
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def make_match(settings: Settings, match_id: str, *, seed: int = 1, players: int = 8,
+               team_size: int = 2, duration_s: float = 300.0, **kwargs: Any) -> Path:
+    """Write a generated match under TELEMETRY_ROOT as matchID={id}/raw.json.gz."""
+    path = Path(settings.telemetry_root) / f"matchID={match_id}" / "raw.json.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    events = generate_match(seed, players=players, team_size=team_size, duration_s=duration_s,
+                            **kwargs)
+    write_match(path, events)
+    return path
+
+
+def publish(settings: Settings, bodies: list[bytes], queue: str | None = None,
+            headers: dict[str, Any] | None = None) -> None:
+    connection = connect(settings)
+    try:
+        declare_topology(connection, settings)
+        publisher = ConfirmingPublisher(connection)
+        for body in bodies:
+            publisher.publish(queue or settings.work_queue, body, headers)
+    finally:
+        connection.close()
+
+
+def message_for(match_id: str, path: Path) -> bytes:
+    return MatchMessage(match_id=match_id, file_path=str(path)).to_json()
+
+
+def queue_ready(settings: Settings, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of a queue, over AMQP."""
+    connection = connect(settings)
+    try:
+        ok = connection.channel().queue_declare(queue, passive=True).method
+        return ok.message_count, ok.consumer_count
+    finally:
+        connection.close()
+
+
+def rabbitmqctl_table(broker: Any, *args: str) -> list[list[str]]:
+    """Rows of a rabbitmqctl listing of the test node, tab-separated columns."""
+    out = broker.rabbitctl_output(*args, "--no-table-headers", "--quiet")
+    return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+
+def queue_counts(broker: Any, queue: str) -> tuple[int, int, int]:
+    """(ready, unacked, consumers) of a queue as the broker reports them."""
+    for row in rabbitmqctl_table(broker, "list_queues", "name", "messages_ready",
+                                 "messages_unacknowledged", "consumers"):
+        if row[0] == queue:
+            return int(row[1]), int(row[2]), int(row[3])
+    raise AssertionError(f"queue {queue} not found")
+
+
+def match_rows(db: psycopg.Connection, match_id: str) -> dict[str, Any] | None:
+    cur = db.execute(
+        "SELECT status, times_processed, rows_written, error_reason, attempt"
+        " FROM pewproc.matches WHERE match_id = %s", (match_id,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("status", "times_processed", "rows_written", "error_reason", "attempt"),
+                    row, strict=True))
+
+
+def count_rows(db: psycopg.Connection, table: str, match_id: str) -> int:
+    return db.execute(f"SELECT count(*) FROM pewproc.{table} WHERE match_id = %s",
+                      (match_id,)).fetchone()[0]
+
+
+@contextlib.contextmanager
+def hold_match_lock(settings: Settings, match_id: str) -> Iterator[None]:
+    """Hold the lock a match's write takes, so that a task on that match waits for the test."""
+    conn = psycopg.connect(settings.conninfo)
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+                     (match_id, _LOCK_SEED))
+        yield
+    finally:
+        with contextlib.suppress(psycopg.OperationalError):  # the server may be gone by now
+            conn.rollback()
+        conn.close()
+
+
+def lock_waiters(settings: Settings) -> int:
+    """How many sessions wait on an advisory lock: tasks parked by `hold_match_lock`."""
+    with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0]
+
+
+class RunningWorker:
+    """A worker process, its JSON log, and the means to stop it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    @classmethod
+    def start(cls, settings: Settings, log_path: Path, args: tuple[str, ...],
+              env: dict[str, str]) -> RunningWorker:
+        full_env = {**os.environ, **settings.to_env(), **env}
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pewproc.parallel_worker", *args],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return cls(process, log_path)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_path.read_bytes().splitlines():
+            with contextlib.suppress(orjson.JSONDecodeError):
+                record = orjson.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """The per-match log records, one per settled delivery."""
+        return [r for r in self.log_records() if "action" in r and "match_id" in r]
+
+    def wait_consuming(self, timeout: float = 60.0) -> None:
+        wait_for(lambda: any(r["message"].startswith("consuming") for r in self.log_records())
+                 or self._dead(), timeout, "the worker to start consuming")
+        assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+
+    def _dead(self) -> bool:
+        return self.process.poll() is not None
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def pool_children(self) -> list[int]:
+        """Pids of the pool's children: processes forked by the worker's fork server."""
+        servers = [p for p in _children(self.process.pid) if b"forkserver" in _cmdline(p)]
+        return sorted(child for server in servers for child in _children(server))
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                         check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+class WorkerLauncher(Protocol):
+    def __call__(self, settings: Settings, *args: str, **env: str) -> RunningWorker: ...
+
+
+def amqp_channel(settings: Settings) -> tuple[pika.BlockingConnection, Any]:
+    connection = connect(settings)
+    return connection, connection.channel()

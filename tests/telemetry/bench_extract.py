@@ -1,0 +1,92 @@
+"""Extraction cost against parsing, per collector: `python -m tests.telemetry.bench_extract [FILE]`.
+
+Each run parses the decompressed file (orjson.loads) and extracts from the events just parsed,
+as the worker does, so both see the same machine and the same caches; each figure is the median
+over the runs. The per-collector split comes from a copy of
+extract's dispatch loop that times every handler call and every `finish`, less the timer's own
+cost; it adds up close to, not exactly to, the plain `extract()` total. Without FILE it reads the
+real match beside the repository (PEWPROC_SHARED_DIR, as the tests do); with `--synth SEED` it
+generates a full-size match instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+
+from pewproc.telemetry.collectors import COLLECTORS
+from pewproc.telemetry.extract import extract
+from pewproc.telemetry.model import MatchContext
+from pewproc.telemetry.synth import generate_match
+from tests.conftest import REAL_MATCH_NAME, SHARED_DIR
+
+
+def split(events: list[dict], runs: int) -> dict[str, float]:
+    """Median seconds each collector spends in its handlers and its finish."""
+    clock = time.perf_counter
+    start = clock()
+    for _ in range(10_000):
+        clock()
+    tick = (clock() - start) / 10_000
+    spent: dict[str, list[float]] = defaultdict(list)
+    for _ in range(runs):
+        ctx = MatchContext("bench")
+        collectors = [cls(ctx) for cls in COLLECTORS]
+        dispatch = defaultdict(list)
+        for collector in collectors:
+            for event_type, handler in collector.handlers().items():
+                dispatch[event_type].append((type(collector).__name__, handler))
+        this_run: dict[str, float] = defaultdict(float)
+        for event in events:
+            for name, handler in dispatch.get(event.get("_T"), ()):  # type: ignore[arg-type]
+                before = clock()
+                handler(event)
+                this_run[name] += clock() - before - tick
+        for collector in collectors:
+            before = clock()
+            collector.finish()
+            this_run[type(collector).__name__] += clock() - before
+        for name, seconds in this_run.items():
+            spent[name].append(seconds)
+    return {name: statistics.median(s) for name, s in spent.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", nargs="?", type=Path,
+                        default=SHARED_DIR / "telemetry" / REAL_MATCH_NAME)
+    parser.add_argument("--synth", type=int, metavar="SEED")
+    parser.add_argument("--runs", type=int, default=31)
+    args = parser.parse_args()
+    if args.synth is not None:
+        raw = orjson.dumps(generate_match(args.synth))
+        label = f"synthetic match, seed {args.synth}"
+    else:
+        raw = gzip.decompress(args.file.read_bytes())
+        label = args.file.name
+    parse, total = [], []
+    for _ in range(args.runs):
+        before = time.perf_counter()
+        events = orjson.loads(raw)
+        parse.append(time.perf_counter() - before)
+        before = time.perf_counter()
+        extract(events, MatchContext("bench"))  # on the events just parsed, as the worker does
+        total.append(time.perf_counter() - before)
+        del events  # freeing them is neither parse nor extraction
+    events = orjson.loads(raw)
+    p, x = statistics.median(parse), statistics.median(total)
+    print(f"{label}: {len(events)} events, {len(raw) / 1e6:.1f} MB of JSON, {args.runs} runs")
+    print(f"orjson.loads  {p * 1e3:8.2f} ms")
+    print(f"extract()     {x * 1e3:8.2f} ms   {x / p:.3f}x parse")
+    for name, seconds in sorted(split(events, args.runs).items(), key=lambda kv: -kv[1]):
+        print(f"  {name:16s}{seconds * 1e3:8.2f} ms   {seconds / p:.3f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""`pewproc bench` on a tiny corpus, through the test broker and database.
+
+Figures are only checked to exist and be positive: timings are printed by the bench, never
+asserted against thresholds here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pika.exceptions
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pewproc.broker.connection import connect
+from pewproc.ops.bench import STAGES, TARGETS, bench
+from pewproc.settings import Settings
+
+FILE_FIGURES = [
+    *(f"floor.{k}" for k in ("decompress_cpu_s", "parse_cpu_s", "cpu_s", "decompress_wall_s",
+                             "parse_wall_s", "wall_s")),
+    *(f"child.cpu_s.{s}" for s in (*STAGES, "total")),
+    *(f"child.wall_s.{s}" for s in (*STAGES, "total")),
+    "child.processor.cold_cpu_s", "child.processor.warm_cpu_s",
+    "child.rss_baseline_bytes", "child.rss_peak_bytes", "child.rss_peak_after_all_bytes",
+    "rss_parse_only_peak_bytes", "rss_parse_only_baseline_bytes",
+    "ratios.cpu_vs_floor", "ratios.extract_vs_parse", "ratios.rss_vs_parse_only",
+    "events", "file_bytes", "json_bytes", "rows",
+]
+SUMMARY_FIGURES = [
+    "events_per_match", "cpu_vs_floor", "extract_vs_parse", "rss_vs_parse_only",
+    "rss_child_peak_bytes", "rss_parse_only_peak_bytes", "floor_per_match_s.cpu_s",
+    *(f"cpu_per_match_s.{s}" for s in (*STAGES, "total")),
+]
+MODE_FIGURES = ["median.wall_s", "median.matches_per_s", "median.events_per_s",
+                "median.latency_median_s", "median.concurrency"]
+RUN_FIGURES = [f"{part}.{k}" for part in ("corpus", "tiny")
+               for k in ("wall_s", "matches_per_s", "events_per_s", "ms_per_message",
+                         "latency_median_s", "work_median_s", "overhead_median_ms")]
+DISPATCH_FIGURES = ["ms_per_message", "overhead_median_ms", "work_median_s", "matches_per_s"]
+
+
+def figure(data: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        data = data[key]
+    return data
+
+
+def assert_positive(data: dict[str, Any], keys: list[str], where: str) -> None:
+    bad = {k: figure(data, k) for k in keys
+           if not isinstance(figure(data, k), int | float) or figure(data, k) <= 0}
+    assert not bad, f"{where}: figures missing or not positive: {bad}"
+
+
+def queue_exists(settings: Settings, queue: str) -> bool:
+    connection = connect(settings)
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.mark.slow
+def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_path: Path) -> None:
+    # Given a tiny corpus, one pool size and one run, with the test broker and database
+    out = tmp_path / "bench-out"
+    args = ["--matches", "2", "--players", "8", "--team-size", "2", "--duration", "300",
+            "--pool-sizes", "1", "--repeats", "1", "--warmup", "1", "--tiny-matches", "5",
+            "--floor-runs", "2", "--stage-runs", "1", "--out", str(out)]
+
+    # When the bench runs, configured from the environment like every pewproc command
+    result = CliRunner().invoke(bench, args, env=settings.to_env(), catch_exceptions=False)
+
+    # Then it succeeded and printed the table
+    assert result.exit_code == 0, result.output
+    assert "Issue 6 targets" in result.output
+    report = json.loads((out / "bench.json").read_text())
+    assert report["errors"] == []
+
+    # And bench.json has every figure, each a positive number
+    assert [f["label"] for f in report["files"]] == ["gen-1", "gen-2"]
+    for item in report["files"]:
+        assert_positive(item, FILE_FIGURES, item["label"])
+    assert_positive(report["summary"], SUMMARY_FIGURES, "summary")
+    modes = report["throughput"]["modes"]
+    assert list(modes) == ["sequential", "pool-1"]
+    for name, mode in modes.items():
+        assert_positive(mode, MODE_FIGURES, name)
+        assert [run["exit_code"] for run in mode["runs"]] == [0]
+        assert_positive(mode["runs"][0], RUN_FIGURES, f"{name} run")
+        assert mode["runs"][0]["corpus"]["messages"] == 2
+        assert mode["runs"][0]["tiny"]["messages"] == 5
+        assert_positive(report["dispatch"]["modes"][name], DISPATCH_FIGURES, f"{name} tiny")
+    assert report["throughput"]["ratios_vs_sequential"]["1"] > 0
+
+    # And every target of issue 6 is reported; pool=2 was not run, so it is not measured
+    targets = report["targets"]
+    assert set(targets) == {t.key for t in TARGETS}
+    for key in ("cpu_vs_floor", "extract_vs_parse", "rss_vs_parse_only"):
+        assert targets[key]["value"] > 0
+        assert targets[key]["status"] in ("met", "not met")
+    assert targets["pool2_vs_sequential"]["status"] == "not measured"
+
+    # And the chart is drawn when matplotlib is there
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "matplotlib is not installed" in result.output
+
+    # And the bench left nothing behind: its schema, queues and corpus are gone
+    schema, environment = report["config"]["schema"], report["config"]["environment"]
+    with psycopg.connect(settings.conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
+                            (schema,)).fetchone() == (0,)
+    assert not queue_exists(settings, f"match.processing.{environment}")
+    assert not list(out.glob("corpus-*"))

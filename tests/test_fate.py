@@ -1,0 +1,239 @@
+"""Unit tests of the retry and dead-letter policy (pewproc.fate): pure functions, no broker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from pewproc.fate import (
+    ATTEMPT,
+    ERROR,
+    ERROR_CLASS,
+    FAILED_AT,
+    HISTORY,
+    MATCH_ID,
+    REASON,
+    WORKER,
+    Fate,
+    attempt_of,
+    decide,
+    lost_child_result,
+)
+from pewproc.processing import TaskResult
+from pewproc.settings import Settings
+
+SETTINGS = Settings.from_env({}, environment="test", worker_id="worker-7", retry_delays="5,30,120",
+                             max_retries=5)
+WORK = "match.processing.test"
+DLQ = "match.processing.test.dlq"
+
+
+def permanent(reason: str = "invalid_json", error: str = "not JSON") -> TaskResult:
+    return TaskResult(outcome="failed", match_id="m1", retryable=False, reason=reason,
+                      error=error, error_class="pewproc.errors.InvalidMessage")
+
+
+def transient(reason: str = "database_unavailable", error: str = "db down") -> TaskResult:
+    return TaskResult(outcome="failed", match_id="m1", retryable=True, reason=reason,
+                      error=error, error_class="psycopg.OperationalError")
+
+
+# Success
+
+
+@pytest.mark.parametrize("outcome", ["completed", "skipped"])
+def test_success_and_skip_are_acked(outcome: str) -> None:
+    fate = decide(TaskResult(outcome=outcome, match_id="m1"), 3, {ATTEMPT: 3}, SETTINGS)
+    assert fate == Fate("ack")
+    assert fate.queue is None and fate.headers == {} and fate.delay is None
+
+
+# Permanent failures
+
+
+def test_a_permanent_failure_is_dead_lettered_with_every_header() -> None:
+    before = datetime.now().astimezone()
+    fate = decide(permanent(), 1, None, SETTINGS)
+    after = datetime.now().astimezone()
+    assert fate.action == "dead_letter"
+    assert fate.queue == DLQ
+    assert fate.delay is None
+    h = fate.headers
+    assert h[REASON] == "invalid_json"
+    assert h[ERROR] == "not JSON"
+    assert h[ERROR_CLASS] == "pewproc.errors.InvalidMessage"
+    assert h[WORKER] == "worker-7"
+    assert h[ATTEMPT] == 1
+    assert h[MATCH_ID] == "m1"
+    assert before <= datetime.fromisoformat(h[FAILED_AT]) <= after
+    assert len(h[HISTORY]) == 1
+    assert "attempt 1 invalid_json: not JSON" in h[HISTORY][0]
+
+
+def test_a_permanent_failure_is_dead_lettered_even_with_retries_left() -> None:
+    fate = decide(permanent(), 2, {ATTEMPT: 2}, SETTINGS)
+    assert fate.action == "dead_letter"
+    assert fate.headers[REASON] == "invalid_json"  # no retries_exhausted prefix
+    assert fate.headers[ATTEMPT] == 2
+
+
+def test_dead_letter_carries_foreign_headers_and_replaces_pewproc_ones() -> None:
+    headers = {"x-upstream-trace": "abc", "content-origin": 5, REASON: "stale", ERROR: "old",
+               "x-pewproc-unknown": "dropped"}
+    fate = decide(permanent(), 1, headers, SETTINGS)
+    assert fate.headers["x-upstream-trace"] == "abc"
+    assert fate.headers["content-origin"] == 5
+    assert fate.headers[REASON] == "invalid_json"
+    assert fate.headers[ERROR] == "not JSON"
+    assert "x-pewproc-unknown" not in fate.headers
+    assert headers[REASON] == "stale"  # the delivery's own headers are not modified
+
+
+def test_dead_letter_headers_survive_missing_result_fields() -> None:
+    result = TaskResult(outcome="failed", retryable=False)
+    h = decide(result, 1, None, SETTINGS).headers
+    assert h[REASON] == "unknown"
+    assert h[ERROR] == "" and h[ERROR_CLASS] == "" and h[MATCH_ID] == ""
+
+
+def test_a_long_error_is_cut_in_headers_and_history() -> None:
+    fate = decide(permanent(error="e" * 5000), 1, None, SETTINGS)
+    assert fate.headers[ERROR] == "e" * 500
+    assert "e" * 201 not in fate.headers[HISTORY][-1]
+    assert fate.headers[HISTORY][-1].endswith("e" * 200)
+
+
+def test_the_worker_header_defaults_to_the_host_worker_name() -> None:
+    settings = SETTINGS.replace(worker_id="")
+    assert decide(permanent(), 1, None, settings).headers[WORKER] == settings.worker_name
+
+
+# Transient failures
+
+
+@pytest.mark.parametrize(
+    ("attempt", "delay"),
+    [(1, 5), (2, 30), (3, 120), (4, 120), (5, 120)],  # the last delay repeats
+)
+def test_a_transient_failure_waits_in_the_queue_of_its_attempts_delay(
+    attempt: int, delay: int
+) -> None:
+    fate = decide(transient(), attempt, {ATTEMPT: attempt}, SETTINGS)
+    assert fate.action == "retry"
+    assert fate.delay == delay
+    assert fate.queue == f"{WORK}.retry.{delay}s"
+    assert fate.queue == SETTINGS.retry_queue(delay)
+    assert fate.headers[ATTEMPT] == attempt + 1
+
+
+def test_a_retry_appends_to_the_history_and_carries_foreign_headers() -> None:
+    headers = {ATTEMPT: 2, HISTORY: ["first failure"], "x-trace": "t1", REASON: "stale"}
+    fate = decide(transient(error="conn refused"), 2, headers, SETTINGS)
+    assert fate.headers[HISTORY][0] == "first failure"
+    assert len(fate.headers[HISTORY]) == 2
+    assert "attempt 2 database_unavailable: conn refused" in fate.headers[HISTORY][1]
+    assert fate.headers["x-trace"] == "t1"
+    assert REASON not in fate.headers  # only the attempt and the history ride along a retry
+    assert headers[HISTORY] == ["first failure"]
+
+
+def test_the_history_is_bounded_to_the_newest_entries() -> None:
+    old = [f"entry {i}" for i in range(30)]
+    for result, action in ((transient(), "retry"), (permanent(), "dead_letter")):
+        fate = decide(result, 1, {HISTORY: old}, SETTINGS)
+        assert fate.action == action
+        history = fate.headers[HISTORY]
+        assert len(history) == 20
+        assert history[0] == "entry 11"
+        assert "attempt 1" in history[-1]
+
+
+def test_a_message_is_retried_max_retries_times_then_dead_lettered() -> None:
+    headers: dict = {"x-trace": "t1"}
+    actions = []
+    for _ in range(10):
+        attempt = attempt_of(headers)
+        fate = decide(transient(), attempt, headers, SETTINGS)
+        actions.append(fate.action)
+        if fate.action != "retry":
+            break
+        headers = fate.headers
+    assert actions == ["retry"] * 5 + ["dead_letter"]
+    h = fate.headers
+    assert fate.queue == DLQ
+    assert h[REASON] == "retries_exhausted:database_unavailable"
+    assert h[ATTEMPT] == 6
+    assert h["x-trace"] == "t1"
+    assert len(h[HISTORY]) == 6
+    assert [f"attempt {i} " in entry for i, entry in enumerate(h[HISTORY], 1)] == [True] * 6
+
+
+def test_max_retries_zero_dead_letters_a_transient_failure_at_once() -> None:
+    fate = decide(transient(), 1, None, SETTINGS.replace(max_retries=0))
+    assert fate.action == "dead_letter"
+    assert fate.queue == DLQ
+    assert fate.headers[REASON] == "retries_exhausted:database_unavailable"
+    assert fate.headers[ATTEMPT] == 1
+
+
+def test_exhausted_retries_without_a_reason_say_unknown() -> None:
+    result = TaskResult(outcome="failed", retryable=True)
+    fate = decide(result, 6, None, SETTINGS)
+    assert fate.headers[REASON] == "retries_exhausted:unknown"
+
+
+# attempt_of
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, 1),
+        ({}, 1),
+        ({"other": 3}, 1),
+        ({ATTEMPT: 4}, 4),
+        ({ATTEMPT: 1}, 1),
+        ({ATTEMPT: 0}, 1),
+        ({ATTEMPT: -3}, 1),
+        ({ATTEMPT: "3"}, 1),
+        ({ATTEMPT: b"3"}, 1),
+        ({ATTEMPT: 2.0}, 1),
+        ({ATTEMPT: None}, 1),
+        ({ATTEMPT: [2]}, 1),
+    ],
+)
+def test_attempt_of(headers: dict | None, expected: int) -> None:
+    assert attempt_of(headers) == expected
+
+
+def test_a_garbage_history_header_is_treated_as_no_history() -> None:
+    fate = decide(transient(), 1, {HISTORY: 7}, SETTINGS)
+    assert fate.action == "retry"
+    assert len(fate.headers[HISTORY]) == 1
+
+
+# Lost children
+
+
+def test_lost_child_result_is_a_retryable_failure() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    result = lost_child_result(BrokenProcessPool("child died"), "child_lost")
+    assert result.outcome == "failed"
+    assert not result.ok
+    assert result.retryable is True
+    assert result.reason == "child_lost"
+    assert result.error == "child died"
+    assert result.error_class == "concurrent.futures.process.BrokenProcessPool"
+    assert decide(result, 1, None, SETTINGS).action == "retry"
+
+
+def test_lost_child_result_of_a_silent_exception_names_its_class() -> None:
+    result = lost_child_result(TimeoutError(), "timeout")
+    assert result.error == "TimeoutError"
+    assert result.error_class == "builtins.TimeoutError"
+    assert result.reason == "timeout"
+    fate = decide(result, 6, None, SETTINGS)
+    assert fate.headers[REASON] == "retries_exhausted:timeout"
+    assert fate.headers[ERROR_CLASS] == "builtins.TimeoutError"
