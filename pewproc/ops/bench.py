@@ -24,6 +24,7 @@ command is first parsed, so that `pewproc.ops.cli` may import this module at its
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import json
 import os
@@ -264,13 +265,19 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def _floor_once(raw: bytes) -> tuple[dict[str, float], Any]:
+def _floor_once(raw: bytes, collect: bool = True) -> tuple[dict[str, float], Any]:
+    """decompress + loads once; with `collect` False, the cyclic GC is off during loads."""
     c0, w0 = time.process_time(), time.perf_counter()
     data = raw
     while data[:2] == GZIP_MAGIC:
         data = gzip.decompress(data)
     c1, w1 = time.process_time(), time.perf_counter()
-    events = orjson.loads(data)
+    if not collect:
+        gc.disable()
+    try:
+        events = orjson.loads(data)
+    finally:
+        gc.enable()
     c2, w2 = time.process_time(), time.perf_counter()
     return {"decompress_cpu_s": c1 - c0, "parse_cpu_s": c2 - c1, "cpu_s": c2 - c0,
             "decompress_wall_s": w1 - w0, "parse_wall_s": w2 - w1, "wall_s": w2 - w0,
@@ -278,7 +285,8 @@ def _floor_once(raw: bytes) -> tuple[dict[str, float], Any]:
 
 
 def parse_only_child(path: str, runs: int) -> dict[str, Any]:
-    """In a fresh child: the floor (median of `runs` warm runs) and the peak RSS of one parse."""
+    """In a fresh child: the floor (median of `runs` warm runs) and the peak RSS of one parse;
+    also loads with the cyclic GC off, to show what collections cost while parsing."""
     import pewproc.processing  # noqa: F401 - the same modules as the processing child
 
     baseline = _maxrss_bytes()
@@ -287,12 +295,17 @@ def parse_only_child(path: str, runs: int) -> dict[str, Any]:
     peak = _maxrss_bytes()
     count = len(events)
     del events
-    samples = []
+    samples, no_gc = [], []
     for _ in range(runs):
         sample, events = _floor_once(raw)
         del events
         samples.append(sample)
+        sample, events = _floor_once(raw, collect=False)
+        del events
+        no_gc.append(sample)
     floor = {k: statistics.median(s[k] for s in samples) for k in samples[0] if k != "json_bytes"}
+    floor["parse_gc_off_cpu_s"] = statistics.median(s["parse_cpu_s"] for s in no_gc)
+    floor["cpu_gc_off_s"] = statistics.median(s["cpu_s"] for s in no_gc)
     return {"floor": floor, "floor_cold": first, "events": count, "file_bytes": len(raw),
             "json_bytes": first["json_bytes"], "rss_baseline_bytes": baseline,
             "rss_peak_bytes": peak}
@@ -316,11 +329,12 @@ def stages_child(settings: Settings, path: str, match_id: str, runs: int) -> dic
             MatchMessage(match_id=f"{match_id}~warm", file_path=path).to_json(), 1)
     finally:
         processor.close()
-    cpu = {k: statistics.median(s["cpu_s"][k] for s in samples) for k in samples[0]["cpu_s"]}
-    wall = {k: statistics.median(s["wall_s"][k] for s in samples) for k in samples[0]["wall_s"]}
+    cpu, wall, gc_cpu = ({k: statistics.median(s[part][k] for s in samples)
+                          for k in samples[0][part]} for part in ("cpu_s", "wall_s", "gc_cpu_s"))
     server = [s["write_server_cpu_s"] for s in samples if s["write_server_cpu_s"] is not None]
     return {
-        "cpu_s": cpu, "wall_s": wall,
+        "cpu_s": cpu, "wall_s": wall, "gc_cpu_s": gc_cpu,
+        "gc_collections": samples[-1]["gc_collections"],
         "write_server_cpu_s": statistics.median(server) if server else None,
         "rows": sum(cold.rows.values()),
         "processor": {"cold_cpu_s": cold.cpu_seconds, "cold_stages_s": cold.stages,
@@ -331,36 +345,67 @@ def stages_child(settings: Settings, path: str, match_id: str, runs: int) -> dic
 
 
 def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, Any]:
-    """What `Processor._process` does, with CPU and wall time taken around each function."""
+    """What `Processor._process` does, with CPU and wall time taken around each function, and
+    the time of the cyclic GC's collections charged to the stage they interrupted."""
+    settings, limits = processor.settings, processor.limits
+    cpu: dict[str, float] = {}
+    wall: dict[str, float] = {}
+    gc_cpu = dict.fromkeys(STAGES, 0.0)
+    collections = {0: 0, 1: 0, 2: 0}
+    stage = ["read"]
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:  # the cyclic GC's time, per stage
+        if phase == "start":
+            gc_start[0] = time.process_time()
+        else:
+            gc_cpu[stage[0]] += time.process_time() - gc_start[0]
+            collections[info["generation"]] += 1
+
+    c_start, w_start = time.process_time(), time.perf_counter()
+    marks = [(c_start, w_start)]
+
+    def lap(done: str, following: str = "write") -> None:
+        c, w = time.process_time(), time.perf_counter()
+        cpu[done], wall[done] = c - marks[-1][0], w - marks[-1][1]
+        marks.append((c, w))
+        stage[0] = following
+
+    gc.callbacks.append(on_gc)
+    try:
+        server_cpu = _stages_once(processor, settings, limits, file_path, match_id, lap,
+                                  w_start)
+    finally:
+        gc.callbacks.remove(on_gc)
+    cpu["total"] = time.process_time() - c_start
+    wall["total"] = time.perf_counter() - w_start
+    cpu["other"] = max(0.0, cpu["total"] - sum(cpu[s] for s in STAGES))
+    wall["other"] = max(0.0, wall["total"] - sum(wall[s] for s in STAGES))
+    gc_cpu["total"] = sum(gc_cpu.values())
+    return {"cpu_s": cpu, "wall_s": wall, "gc_cpu_s": gc_cpu, "gc_collections": collections,
+            "write_server_cpu_s": server_cpu}
+
+
+def _stages_once(processor: Any, settings: Settings, limits: Any, file_path: str, match_id: str,
+                 lap: Callable[..., None], w_start: float) -> float | None:
     from pewproc.storage.writer import store_match
     from pewproc.telemetry.collectors.match import match_kind_of
     from pewproc.telemetry.extract import extract
     from pewproc.telemetry.model import MatchContext
     from pewproc.telemetry.reader import decompress, parse_events, resolve_inside
 
-    settings, limits = processor.settings, processor.limits
-    cpu: dict[str, float] = {}
-    wall: dict[str, float] = {}
-    c_start, w_start = time.process_time(), time.perf_counter()
-    marks = [(c_start, w_start)]
-
-    def lap(stage: str) -> None:
-        c, w = time.process_time(), time.perf_counter()
-        cpu[stage], wall[stage] = c - marks[-1][0], w - marks[-1][1]
-        marks.append((c, w))
-
     path = resolve_inside(file_path, settings.telemetry_root)
     path.stat()
     raw = path.read_bytes()
-    lap("read")
+    lap("read", "decompress")
     data = decompress(raw, limits.max_json_bytes)
-    lap("decompress")
+    lap("decompress", "parse")
     events = parse_events(data, limits.max_events)
     del raw, data  # read_telemetry drops them when it returns
-    lap("parse")
+    lap("parse", "extract")
     kind = match_kind_of(events)
     extraction = extract(events, MatchContext(match_id, processor.tracked))
-    lap("extract")
+    lap("extract", "write")
     fields = {"file_path": file_path, "attempt": 1, "worker_id": settings.worker_name,
               "match_kind": kind, "map_name": None, "game_mode": None, "error_reason": None,
               "error": None, "event_count": len(events),
@@ -371,12 +416,7 @@ def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, An
         store_match(conn, match_id, fields, processor.tables, extraction.tables)
         server1 = _backend_cpu(conn)
     lap("write")
-    cpu["total"] = time.process_time() - c_start
-    wall["total"] = time.perf_counter() - w_start
-    cpu["other"] = max(0.0, cpu["total"] - sum(cpu[s] for s in STAGES))
-    wall["other"] = max(0.0, wall["total"] - sum(wall[s] for s in STAGES))
-    server = server1 - server0 if server0 is not None and server1 is not None else None
-    return {"cpu_s": cpu, "wall_s": wall, "write_server_cpu_s": server}
+    return server1 - server0 if server0 is not None and server1 is not None else None
 
 
 def _backend_cpu(conn: Any) -> float | None:
@@ -396,8 +436,12 @@ def _backend_cpu(conn: Any) -> float | None:
 
 
 def in_fresh_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run `function(*args)` in a new spawned process, so its CPU and peak RSS are its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
+    """Run `function(*args)` in a new process, so its CPU time and peak RSS are its own.
+
+    Forked from a fork server, like the worker's children: a spawned (exec'd) child's ru_maxrss
+    starts at the peak of the parent it was forked from, which here has held a whole corpus.
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("forkserver")) as executor:
         return executor.submit(function, *args).result()
 
 
@@ -548,13 +592,18 @@ class Bench:
         self.worker: WorkerProcess | None = None
 
     def run(self) -> dict[str, Any]:
+        import psycopg
+
         from pewproc.storage.migrate import migrate
 
         config, started = self.config, time.time()
         load_before = os.getloadavg()
         try:
             _say(f"schema {config.schema}: migrating")
-            migrate(self.settings.conninfo, config.schema)
+            try:
+                migrate(self.settings.conninfo, config.schema)
+            except psycopg.OperationalError as exc:
+                raise BenchError(f"cannot reach PostgreSQL: {exc}") from None
             _say(f"corpus: generating {config.matches} matches of {config.players} players "
                  f"under {self.root}")
             corpus = build_corpus(self.root, config)
@@ -565,6 +614,8 @@ class Bench:
                     e2e = self._end_to_end(corpus)
                 except BenchError as exc:
                     self.errors.append(exc.message)
+                except Exception as exc:  # the broker unreachable, most likely: keep the rest
+                    self.errors.append(f"end to end: {type(exc).__name__}: {exc}")
         finally:
             self._clean_up()
         report = {
@@ -787,13 +838,17 @@ def summarize(files: list[dict[str, Any]]) -> dict[str, Any]:
     if not files:
         return {}
     cpu = {k: sum(f["child"]["cpu_s"][k] for f in files) for k in (*STAGES, "other", "total")}
-    floor = {k: sum(f["floor"][k] for f in files) for k in ("decompress_cpu_s", "parse_cpu_s",
-                                                            "cpu_s")}
+    gc_cpu = {k: sum(f["child"]["gc_cpu_s"][k] for f in files) for k in (*STAGES, "total")}
+    floor = {k: sum(f["floor"][k] for f in files)
+             for k in ("decompress_cpu_s", "parse_cpu_s", "cpu_s", "parse_gc_off_cpu_s",
+                       "cpu_gc_off_s")}
     n = len(files)
     return {
         "files": n,
         "events_per_match": sum(f["events"] for f in files) / n,
         "cpu_per_match_s": {k: v / n for k, v in cpu.items()},
+        "gc_cpu_per_match_s": {k: v / n for k, v in gc_cpu.items()},
+        "gc_share": gc_cpu["total"] / cpu["total"],
         "floor_per_match_s": {k: v / n for k, v in floor.items()},
         "cpu_vs_floor": cpu["total"] / floor["cpu_s"],
         "extract_vs_parse": cpu["extract"] / cpu["parse"],
@@ -846,13 +901,21 @@ def render_table(report: dict[str, Any]) -> str:
     for f in report["files"]:
         c, fl = f["child"]["cpu_s"], f["floor"]
         rows.append([f["label"], f["events"], _ms(fl["cpu_s"]), *(_ms(c[s]) for s in STAGES),
-                     _ms(c["other"]), _ms(c["total"]), f"{f['ratios']['cpu_vs_floor']:.2f}",
+                     _ms(c["other"]), _ms(c["total"]), _ms(f["child"]["gc_cpu_s"]["total"]),
+                     f"{f['ratios']['cpu_vs_floor']:.2f}",
                      f"{f['ratios']['extract_vs_parse']:.2f}",
                      f"{f['child']['rss_peak_bytes'] / MB:.0f}/"
                      f"{f['rss_parse_only_peak_bytes'] / MB:.0f}",
                      _ms(f["child"]["write_server_cpu_s"])])
-    out += _table(["file", "events", "floor", *STAGES, "other", "total", "x floor",
-                   "extr/parse", "RSS MB child/parse", "pg write"], rows)
+    out += _table(["file", "events", "floor", *STAGES, "other", "total", "of which gc",
+                   "x floor", "extr/parse", "RSS MB child/parse", "pg write"], rows)
+    summary = report["summary"]
+    if summary:
+        gc_cpu, floor = summary["gc_cpu_per_match_s"], summary["floor_per_match_s"]
+        out.append(f"cyclic GC: {_ms(gc_cpu['total'])} of {_ms(summary['cpu_per_match_s']['total'])}"
+                   f" ms per match in the child ({100 * summary['gc_share']:.0f}%; parse "
+                   f"{_ms(gc_cpu['parse'])}, extract {_ms(gc_cpu['extract'])}); the floor's loads: "
+                   f"{_ms(floor['parse_cpu_s'])} ms, {_ms(floor['parse_gc_off_cpu_s'])} ms with GC off")
     if "throughput" in report:
         out += ["", "End to end through RabbitMQ and PostgreSQL (median of runs)"]
         modes = report["throughput"]["modes"]
@@ -935,6 +998,9 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
         parse = max(f["rss_parse_only_peak_bytes"] for f in fs) / MB
         ax.bar(i - 0.2, child, 0.38, color="#4c72b0", label="child" if i == 0 else None)
         ax.bar(i + 0.2, parse, 0.38, color="#bbbbbb", label="parse only" if i == 0 else None)
+        baseline = max(f["child"]["rss_baseline_bytes"] for f in fs) / MB
+        ax.plot([i - 0.4, i + 0.4], [baseline] * 2, "k:", linewidth=1,
+                label="after imports, before any match" if i == 0 else None)
         ax.annotate(f"{child / parse:.2f}x", (i - 0.2, child), ha="center", va="bottom",
                     fontsize=8, xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=8)

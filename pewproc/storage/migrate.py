@@ -33,9 +33,13 @@ def migrate(conninfo: str, schema: str) -> list[str]:
     """Apply the migrations not yet applied to `schema`; returns the versions applied now."""
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        if not _pending(conn, schema):
+            return applied_now  # nothing to do: a role without DDL rights gets this far
         conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if exists.fetchone() is None:  # CREATE SCHEMA needs a right an existing schema does not
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -55,6 +59,16 @@ def migrate(conninfo: str, schema: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied_now
+
+
+def _pending(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[str]:
+    """Versions not applied yet, read without taking locks or needing any DDL privilege."""
+    table = conn.execute("SELECT to_regclass(%s)", (f"{schema}.schema_migrations",)).fetchone()
+    if table is None or table[0] is None:
+        return [version for version, _ in migration_files()]
+    done = {row[0] for row in conn.execute(
+        sql.SQL("SELECT version FROM {}.schema_migrations").format(sql.Identifier(schema)))}
+    return [version for version, _ in migration_files() if version not in done]
 
 
 def migrate_when_ready(settings: Settings, stopping: Callable[[], bool]) -> bool:

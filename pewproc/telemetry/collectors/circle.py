@@ -56,7 +56,7 @@ def _circle(position: Event | None, radius: float | None) -> Circle | None:
 
 
 class SafeZone:
-    """The circles as of the latest game state, shared by every collector that measures them."""
+    """The circles as of the latest LogGameStatePeriodic; each collector that measures keeps one."""
 
     __slots__ = ("current", "next")
 

@@ -33,7 +33,7 @@ from math import hypot
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from pewproc.telemetry.collectors.common import Body, body, identity, is_enemy
+from pewproc.telemetry.collectors.common import Body, body, identity, is_enemy, record
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -100,7 +100,6 @@ class Interaction(NamedTuple):
 
 
 _by_time = attrgetter("t")
-_make = tuple.__new__
 
 
 class _Fight:
@@ -192,7 +191,7 @@ class Fights(Collector):
         xy = (victim.x, victim.y)
         if attacker.x is not None and attacker.y is not None:
             xy = ((victim.x + attacker.x) / 2, (victim.y + attacker.y) / 2)
-        self.interactions.append(_make(Interaction, (  # type: ignore[arg-type]
+        self.interactions.append(record(Interaction, (  # type: ignore[arg-type]
             at.timestamp(), at, phase_, kind, attacker.account_id, attacker.team_id,
             victim.account_id, victim.team_id, xy, damage,
         )))

@@ -25,6 +25,7 @@ from pewproc.telemetry.collectors.common import (
     identity,
     in_game,
     is_enemy,
+    is_teammate,
 )
 from pewproc.telemetry.collectors.kills import (
     _role,
@@ -33,6 +34,7 @@ from pewproc.telemetry.collectors.kills import (
     flat_damage_info,
 )
 from pewproc.telemetry.model import (
+    CM_PER_M,
     Collector,
     Event,
     Handler,
@@ -119,6 +121,7 @@ PLAYER_FINISHING = table(
     ("mean_time_to_finish_s", "float8"),
     *((n, "int4") for n in _BUCKET_NAMES),
 )
+_CONVERSIONS = ("finished_by_knocker", "finished_by_teammate")
 # player_finishing's counter columns for each knock outcome.
 _OUTCOME_COUNTER = {
     "finished_by_knocker": "finished_by_self",
@@ -182,6 +185,11 @@ class _Knock:
         self.outcome_at: datetime | None = None
         self.ended_by: tuple[str, int | None] | None = None
 
+    def elapsed_s(self) -> float | None:
+        if self.outcome_at is None or self.at is None:
+            return None
+        return (self.outcome_at - self.at).total_seconds()
+
 
 class Knocks(Collector):
     tables = (KNOCKS, PLAYER_FINISHING)
@@ -208,14 +216,20 @@ class Knocks(Collector):
         }
 
     def on_position(self, event: Event) -> None:
-        self._see(body(event.get("character")), event.get("_D"))
+        self._see(event.get("character"), event.get("_D"))
 
-    def _see(self, who: Body | None, when: str | None) -> None:
-        if who is not None and who.x is not None and who.y is not None:
-            team = self.seen.get(who.team_id)
-            if team is None:
-                team = self.seen[who.team_id] = {}
-            team[who.account_id] = (who.x, who.y, when)
+    def _see(self, character: Event | None, when: str | None) -> None:
+        """Note where a player was; read raw, as this runs for every position sample."""
+        loc = character.get("location") if character else None
+        account_id = character.get("accountId") if loc else None  # type: ignore[union-attr]
+        if account_id:
+            x, y = loc.get("x"), loc.get("y")  # type: ignore[union-attr]
+            if x is not None and y is not None:
+                team_id = character.get("teamId")  # type: ignore[union-attr]
+                team = self.seen.get(team_id)
+                if team is None:
+                    team = self.seen[team_id] = {}
+                team[account_id] = (x / CM_PER_M, y / CM_PER_M, when)
 
     def _mates(self, me: Body | None, at: datetime | None) -> tuple[Any, ...]:
         """Proximity cells of a player's live teammates seen within the window around `at`."""
@@ -247,7 +261,7 @@ class Knocks(Collector):
             is_bot(victim[0]) if victim else None,
             *info,
             event.get("isAttackerInVehicle"),
-            bool(attacker and victim and attacker[0] != victim[0] and attacker[1] == victim[1]),
+            bool(attacker and victim and is_teammate(attacker, victim)),
         )
         attacker_b, victim_b = body(attacker_c), body(victim_c)
         proximity = (*self._mates(attacker_b, at), *self._mates(victim_b, at))
@@ -259,8 +273,8 @@ class Knocks(Collector):
             self.open_by_victim[victim[0]] = knock
         if attacker:
             self.characters.setdefault(attacker[0], attacker_c)  # type: ignore[arg-type]
-        self._see(victim_b, when)
-        self._see(attacker_b, when)
+        self._see(victim_c, when)
+        self._see(attacker_c, when)
 
     def _close(self, event: Event, victim: tuple[str, int | None] | None) -> _Knock | None:
         """The open knock an event ends, by dBNOId, else the victim's open knock; forgotten."""
@@ -282,7 +296,7 @@ class Knocks(Collector):
             knock.outcome, knock.outcome_at = "revived", parse_time(event.get("_D"))
             knock.ended_by = actor(reviver_c)
         for character in (victim_c, reviver_c):
-            self._see(body(character), event.get("_D"))
+            self._see(character, event.get("_D"))
 
     def on_kill_v2(self, event: Event) -> None:
         self._on_kill(event, event.get("finisher") or event.get("killer"))
@@ -307,7 +321,7 @@ class Knocks(Collector):
             self.characters.setdefault(finisher[0], finisher_c)  # type: ignore[arg-type]
         if victim:
             (self.seen.get(victim[1]) or {}).pop(victim[0], None)  # the dead have no position
-        self._see(body(finisher_c), event.get("_D"))
+        self._see(finisher_c, event.get("_D"))
 
     def on_end(self, event: Event) -> None:
         self.ended_at = parse_time(event.get("_D"))
@@ -317,15 +331,9 @@ class Knocks(Collector):
         for knock in self.knocks:
             if knock.outcome is None:
                 knock.outcome, knock.outcome_at = "match_end", self.ended_at
-            elapsed = (
-                (knock.outcome_at - knock.at).total_seconds()
-                if knock.outcome_at is not None and knock.at is not None
-                else None
-            )
-            ended_by = knock.ended_by or (None, None)
             rows.append(
-                (*knock.cells, knock.outcome, knock.outcome_at, elapsed, *ended_by,
-                 *knock.proximity)
+                (*knock.cells, knock.outcome, knock.outcome_at, knock.elapsed_s(),
+                 *(knock.ended_by or (None, None)), *knock.proximity)
             )
         return {KNOCKS.name: rows, PLAYER_FINISHING.name: self._finishing_rows()}
 
@@ -342,14 +350,9 @@ class Knocks(Collector):
             bucket = distance_bucket(knock.distance_m)
             if bucket is not None:
                 counts[_BUCKET_NAMES[bucket]] += 1
-            if (
-                knock.outcome in ("finished_by_knocker", "finished_by_teammate")
-                and knock.at is not None
-                and knock.outcome_at is not None
-            ):
-                finish_times.setdefault(knocker, []).append(
-                    (knock.outcome_at - knock.at).total_seconds()
-                )
+            elapsed = knock.elapsed_s()
+            if knock.outcome in _CONVERSIONS and elapsed is not None:
+                finish_times.setdefault(knocker, []).append(elapsed)
         humans = {a for a in self.ctx.players if not is_bot(a)}
         rows = []
         for account_id in sorted(humans | per_player.keys() | self.instant_kills.keys()):

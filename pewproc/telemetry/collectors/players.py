@@ -13,20 +13,19 @@ weapon stats do. Both tables are built here because both read every hit once.
 from __future__ import annotations
 
 from collections import Counter
-from math import hypot
 from typing import Any
 
 from pewproc.telemetry.collectors.circle import SafeZone
 from pewproc.telemetry.collectors.common import (
     actor,
-    body,
     identity,
     in_game,
     is_enemy,
+    is_teammate,
     weapon_category,
     weapon_of,
 )
-from pewproc.telemetry.model import Collector, Event, Handler, Row, is_bot, table
+from pewproc.telemetry.model import CM_PER_M, Collector, Event, Handler, Row, is_bot, table
 
 # Throwables thrown for fun, not for the fight: not counted as throwables (unknown ids are).
 NOVELTY_THROWABLES = frozenset({"Item_Weapon_Apple_C", "Item_Weapon_Snowball_C"})
@@ -173,8 +172,7 @@ class PlayerStats(Collector):
         return player
 
     def on_damage(self, event: Event) -> None:
-        common = event.get("common")
-        if not common or not (common.get("isGame") or 0) > 0:
+        if not in_game(event):
             return
         victim_c = event.get("victim")
         victim = actor(victim_c)
@@ -243,15 +241,16 @@ class PlayerStats(Collector):
             if is_enemy(killer, victim):
                 player.kills += 1
                 player.weapon(weapon_of(info))[_KILLS] += 1
-            elif killer[0] != victim[0] and killer[1] is not None and killer[1] == victim[1]:
+            elif is_teammate(killer, victim):
                 player.team_kills += 1
         for account_id in assists:
             assistant = self._player(account_id)
             if assistant is not None:
                 assistant.assists += 1
         # A killsteal: the victim was knocked by one team and finished by another.
-        if finisher and knocker and is_enemy(finisher, victim) and knocker[1] not in (
-            finisher[1], victim[1]
+        if (
+            finisher and knocker and knocker[1] is not None and is_enemy(finisher, victim)
+            and knocker[1] not in (finisher[1], victim[1])
         ):
             stealer = self._player(finisher[0])
             if stealer is not None:
@@ -264,12 +263,11 @@ class PlayerStats(Collector):
             return
         heal, boost = item_id.startswith("Item_Heal_"), item_id.startswith("Item_Boost_")
         character = event.get("character")
-        player = self._player(character.get("accountId"), character) if (
-            (heal or boost) and character
-        ) else None
-        if player is not None:
-            player.heals += heal
-            player.boosts += boost
+        if (heal or boost) and character:
+            player = self._player(character.get("accountId"), character)
+            if player is not None:
+                player.heals += heal
+                player.boosts += boost
 
     def _throw(self, event: Event, counter: Counter[tuple[str, str]]) -> None:
         weapon, attacker_c = event.get("weapon"), event.get("attacker")
@@ -289,15 +287,17 @@ class PlayerStats(Collector):
             self._throw(event, self.thrown_attacks)
 
     def on_position(self, event: Event) -> None:
-        circle, common = self.zone.current, event.get("common")
-        if circle is None or not common or not (common.get("isGame") or 0) > 0:
+        if self.zone.current is None or not in_game(event):
             return
         character = event.get("character")
-        player = self._player(character.get("accountId"), character) if character else None
-        who = body(character) if player is not None else None
-        if who is not None and who.x is not None and who.y is not None:
-            to_centre = hypot(who.x - circle[0], who.y - circle[1])
-            player.sample(event.get("elapsedTime"), to_centre, circle[2] - to_centre)  # type: ignore[union-attr]
+        loc = character.get("location") if character else None
+        if not loc:
+            return
+        player = self._player(character.get("accountId"), character)  # type: ignore[union-attr]
+        x, y = loc.get("x"), loc.get("y")
+        if player is not None and x is not None and y is not None:
+            to_centre, to_edge = self.zone.measure(x / CM_PER_M, y / CM_PER_M)  # type: ignore[misc]
+            player.sample(event.get("elapsedTime"), to_centre, to_edge)
 
     def on_end(self, event: Event) -> None:
         result = event.get("gameResultOnFinished") or {}

@@ -1,0 +1,184 @@
+"""The operator's surface against real services: metrics, health endpoints and every CLI command."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from pewproc.ops.cli import main as cli
+from pewproc.settings import Settings
+from pewproc.storage.migrate import migrate
+from tests.pg_server import PrivatePostgres
+from tests.support import (
+    WorkerLauncher,
+    count_rows,
+    make_match,
+    match_rows,
+    message_for,
+    publish,
+    queue_counts,
+    wait_for,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, keyed by (name, sorted labels)."""
+    _, text = get(port, "/metrics")
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_metrics_expose_what_the_worker_did(
+    settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
+) -> None:
+    settings = settings.replace(metrics_port=free_port())
+    ids = ["m1", "m2", "m3"]
+    paths = {m: make_match(settings, m, seed=90 + n) for n, m in enumerate(ids)}
+    publish(settings, [message_for(m, paths[m]) for m in ids] + [b"not json"])
+    worker = launch_worker(settings)
+    wait_for(lambda: all((match_rows(db, m) or {}).get("status") == "completed" for m in ids), 60,
+             "all completed")
+    wait_for(lambda: samples(settings.metrics_port).get(
+        ("pewproc_dead_letters_total", (("reason", "invalid_json"),))) == 1, 30, "dead letter")
+    assert sorted(o["outcome"] for o in worker.outcomes()) == ["completed"] * 3 + ["failed"]
+
+    # Then the counters equal what the log and the database say happened
+    wait_for(lambda: samples(settings.metrics_port).get(
+        ("pewproc_queue_messages", (("queue", settings.work_queue),))) == 0, 30, "depth poll")
+    m = samples(settings.metrics_port)
+    assert m[("queue_messages_processed_total", (("outcome", "completed"),))] == 3
+    assert m[("queue_messages_processed_total", (("outcome", "dead_lettered"),))] == 1
+    assert m[("telemetry_processed_total", (("status", "completed"),))] == 3
+    assert m[("telemetry_processed_total", (("status", "failed"),))] == 1
+    assert m[("worker_errors_total", (("reason", "invalid_json"),))] == 1
+    assert m[("queue_processing_duration_seconds_count", ())] == 4
+    for stage in ("read", "decompress", "parse", "extract", "write"):
+        assert m[("pewproc_stage_duration_seconds_count", (("stage", stage),))] == 3, stage
+    total_events = db.execute(
+        "SELECT sum(event_count) FROM pewproc.matches WHERE match_id = ANY(%s)", (ids,)
+    ).fetchone()[0]
+    assert m[("telemetry_events_extracted_total", ())] == total_events
+    for table in ("kills", "landings"):
+        expected = sum(count_rows(db, table, i) for i in ids)
+        assert m[("pewproc_rows_written_total", (("table", table),))] == expected
+    assert m[("pewproc_pool_size", ())] == 2
+    assert m[("pewproc_in_flight_tasks", ())] == 0
+    assert m[("pewproc_last_success_timestamp_seconds", ())] > 0
+    assert m[("pewproc_queue_consumers", (("queue", settings.work_queue),))] == 1
+    assert m[("pewproc_queue_messages", (("queue", settings.dead_letter_queue),))] == 1
+    assert worker.terminate() == 0
+
+
+@pytest.fixture
+def private_pg(settings: Settings) -> Iterator[tuple[PrivatePostgres, Settings]]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        settings = settings.replace(database_url=server.conninfo, metrics_port=free_port())
+        migrate(settings.conninfo, settings.postgres_schema)
+        yield server, settings
+    finally:
+        server.remove()
+
+
+def test_health_endpoints_follow_the_broker_and_the_database(
+    private_pg: tuple[PrivatePostgres, Settings], broker, launch_worker: WorkerLauncher,
+) -> None:
+    server, settings = private_pg
+    port = settings.metrics_port
+    worker = launch_worker(settings)
+    worker.wait_consuming()
+    assert get(port, "/healthz")[0] == 200
+    assert wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready")
+
+    # The database goes away: alive, but not ready
+    server.stop()
+    status, text = get(port, "/readyz")
+    assert (status, "database unavailable" in text) == (503, True)
+    assert get(port, "/healthz")[0] == 200
+    server.start()
+    wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready again")
+
+    # The broker goes away: not ready until the worker has reconnected
+    broker.stop()
+    wait_for(lambda: get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
+             "not ready without the broker")
+    assert get(port, "/healthz")[0] == 200
+    broker.start()
+    wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
+    assert get(port, "/nothing")[0] == 404
+    assert worker.terminate() == 0
+
+
+def run(settings: Settings, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=settings.to_env())
+    return result.exit_code, result.output
+
+
+def test_every_cli_command_runs_against_the_real_services(
+    settings: Settings, db: psycopg.Connection, broker, tmp_path: Path,
+) -> None:
+    corpus = Path(settings.telemetry_root) / "corpus"
+    code, out = run(settings, "synth", str(corpus), "--count", "2", "--players", "6",
+                    "--team-size", "2", "--duration", "200")
+    assert code == 0, out
+    files = sorted(corpus.rglob("raw.json.gz"))
+    assert len(files) == 2
+
+    assert run(settings, "db", "migrate") == (0, "schema pewproc: up to date\n")
+
+    code, out = run(settings, "publish", str(corpus))
+    assert code == 0 and "published 2 messages" in out
+    assert queue_counts(broker, settings.work_queue)[0] == 2
+
+    code, out = run(settings, "queue", "stats", "--json")
+    assert code == 0
+    stats = {row["queue"]: row for row in json.loads(out)}
+    assert stats[settings.work_queue]["ready"] == 2
+    assert set(stats) == {settings.work_queue, settings.dead_letter_queue,
+                          *(settings.retry_queue(d) for d in settings.retry_delay_list)}
+
+    publish(settings, [b"[]"], queue=settings.dead_letter_queue,
+            headers={"x-pewproc-reason": "invalid_message", "x-pewproc-attempt": 1})
+    code, out = run(settings, "dlq", "list", "--json")
+    assert code == 0 and json.loads(out.splitlines()[0])["reason"] == "invalid_message"
+    assert queue_counts(broker, settings.dead_letter_queue)[0] == 1  # listing keeps them
+
+    match_id = files[0].parent.name.removeprefix("matchID=")
+    code, out = run(settings, "process", str(files[0]), "--write", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["outcome"] == "completed"
+    assert (match_rows(db, match_id) or {}).get("status") == "completed"
+    assert report["rows"]["kills"] == count_rows(db, "kills", match_id)
+
+    code, out = run(settings, "dlq", "replay")
+    assert code == 2 and "--reason, --match-id or --all" in out
