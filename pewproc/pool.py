@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +116,16 @@ class WorkerPool:
 
     # Lifecycle
 
+    def warm_up(self, timeout: float = 60.0) -> list[int]:
+        """Start every child now, so a broken set-up shows at start and `ps` shows the pool."""
+        executor = self._current.executor
+        futures = [executor.submit(_busy_pid) for _ in range(self.size)]
+        try:
+            return sorted({f.result(timeout=timeout) for f in futures})
+        except (BrokenProcessPool, TimeoutError) as exc:
+            log.error("the pool's children did not start: %r", exc)
+            return []
+
     def child_pids(self) -> list[int]:
         return sorted(getattr(self._current.executor, "_processes", None) or {})
 
@@ -152,6 +163,13 @@ class WorkerPool:
         return self._current
 
 
+def _busy_pid() -> int:
+    """A warm-up task. The executor starts a child only when none is idle, so each warm-up task
+    keeps its child busy a moment, long enough for the next submission to start another."""
+    time.sleep(0.1)
+    return os.getpid()
+
+
 def _kill_children(executor: Executor) -> None:
     # The executor keeps no public handle on its processes; `_processes` has been stable from
     # Python 3.8 to 3.13 and is the only way to stop a child stuck in a task.
@@ -185,6 +203,9 @@ class InlinePool:
 
     def maintain(self) -> None:
         return None
+
+    def warm_up(self, timeout: float = 60.0) -> list[int]:
+        return []
 
     def child_pids(self) -> list[int]:
         return []

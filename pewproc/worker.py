@@ -93,10 +93,13 @@ class Worker:
     def run(self) -> int:
         self.pool = make_pool(self.settings, on_restart=self._on_pool_restart)
         self.metrics.pool_size.set(self.pool.size)
+        children = self.pool.warm_up()
         log.info(
-            "pewproc worker %s starting: mode=%s pool_size=%d prefetch=%d queue=%s broker=%s",
+            "pewproc worker %s starting: mode=%s pool_size=%d prefetch=%d queue=%s broker=%s "
+            "children=%s",
             self.settings.worker_name, self.settings.processing_mode, self.pool.size,
             self.settings.prefetch, self.settings.work_queue, describe(self.settings),
+            children or "none",
         )
         delays = iter(RECONNECT_DELAYS)
         try:

@@ -49,6 +49,14 @@ class DeadLetter:
         }
 
 
+def dead_letter_count(connection: pika.BlockingConnection, settings: Settings) -> int:
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(settings.dead_letter_queue, passive=True).method.message_count
+    finally:
+        channel.close()
+
+
 def _walk(channel: Any, queue: str, limit: int | None) -> Iterator[DeadLetter]:
     """Dead letters present when the walk began, oldest first, each left unacked."""
     count = channel.queue_declare(queue, passive=True).method.message_count
@@ -74,7 +82,7 @@ def replay_dead_letters(
     connection: pika.BlockingConnection,
     settings: Settings,
     wanted: Callable[[DeadLetter], bool],
-    on_replayed: Callable[[DeadLetter], None] = lambda letter: None,
+    on_examined: Callable[[DeadLetter], None] = lambda letter: None,
 ) -> tuple[int, int]:
     """Copy matching dead letters to the work queue with a fresh attempt count; (replayed, kept)."""
     channel = connection.channel()
@@ -82,6 +90,7 @@ def replay_dead_letters(
     replayed = kept = 0
     try:
         for letter in _walk(channel, settings.dead_letter_queue, None):
+            on_examined(letter)
             if not wanted(letter):
                 kept += 1
                 continue
@@ -90,7 +99,6 @@ def replay_dead_letters(
             publisher.publish(settings.work_queue, letter.body, headers)
             channel.basic_ack(letter.delivery_tag)
             replayed += 1
-            on_replayed(letter)
     finally:
         publisher.close()
         channel.close()

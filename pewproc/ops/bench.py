@@ -52,6 +52,7 @@ import orjson
 from pewproc.settings import Settings
 
 STAGES = ("read", "decompress", "parse", "extract", "write")
+PARTS = (*STAGES, "free")  # free: dropping the match's objects once written
 GZIP_MAGIC = b"\x1f\x8b"
 MB = 1024 * 1024
 
@@ -350,7 +351,7 @@ def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, An
     settings, limits = processor.settings, processor.limits
     cpu: dict[str, float] = {}
     wall: dict[str, float] = {}
-    gc_cpu = dict.fromkeys(STAGES, 0.0)
+    gc_cpu = dict.fromkeys(PARTS, 0.0)
     collections = {0: 0, 1: 0, 2: 0}
     stage = ["read"]
     gc_start = [0.0]
@@ -365,7 +366,7 @@ def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, An
     c_start, w_start = time.process_time(), time.perf_counter()
     marks = [(c_start, w_start)]
 
-    def lap(done: str, following: str = "write") -> None:
+    def lap(done: str, following: str = "free") -> None:
         c, w = time.process_time(), time.perf_counter()
         cpu[done], wall[done] = c - marks[-1][0], w - marks[-1][1]
         marks.append((c, w))
@@ -379,8 +380,8 @@ def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, An
         gc.callbacks.remove(on_gc)
     cpu["total"] = time.process_time() - c_start
     wall["total"] = time.perf_counter() - w_start
-    cpu["other"] = max(0.0, cpu["total"] - sum(cpu[s] for s in STAGES))
-    wall["other"] = max(0.0, wall["total"] - sum(wall[s] for s in STAGES))
+    cpu["other"] = max(0.0, cpu["total"] - sum(cpu[s] for s in PARTS))
+    wall["other"] = max(0.0, wall["total"] - sum(wall[s] for s in PARTS))
     gc_cpu["total"] = sum(gc_cpu.values())
     return {"cpu_s": cpu, "wall_s": wall, "gc_cpu_s": gc_cpu, "gc_collections": collections,
             "write_server_cpu_s": server_cpu}
@@ -415,7 +416,9 @@ def _stages_once(processor: Any, settings: Settings, limits: Any, file_path: str
         server0 = _backend_cpu(conn)
         store_match(conn, match_id, fields, processor.tables, extraction.tables)
         server1 = _backend_cpu(conn)
-    lap("write")
+    lap("write", "free")
+    del events, extraction, fields  # what returning from Processor._process does
+    lap("free")
     return server1 - server0 if server0 is not None and server1 is not None else None
 
 
@@ -837,8 +840,8 @@ def summarize(files: list[dict[str, Any]]) -> dict[str, Any]:
     worst file for memory."""
     if not files:
         return {}
-    cpu = {k: sum(f["child"]["cpu_s"][k] for f in files) for k in (*STAGES, "other", "total")}
-    gc_cpu = {k: sum(f["child"]["gc_cpu_s"][k] for f in files) for k in (*STAGES, "total")}
+    cpu = {k: sum(f["child"]["cpu_s"][k] for f in files) for k in (*PARTS, "other", "total")}
+    gc_cpu = {k: sum(f["child"]["gc_cpu_s"][k] for f in files) for k in (*PARTS, "total")}
     floor = {k: sum(f["floor"][k] for f in files)
              for k in ("decompress_cpu_s", "parse_cpu_s", "cpu_s", "parse_gc_off_cpu_s",
                        "cpu_gc_off_s")}
@@ -900,22 +903,23 @@ def render_table(report: dict[str, Any]) -> str:
     rows = []
     for f in report["files"]:
         c, fl = f["child"]["cpu_s"], f["floor"]
-        rows.append([f["label"], f["events"], _ms(fl["cpu_s"]), *(_ms(c[s]) for s in STAGES),
+        rows.append([f["label"], f["events"], _ms(fl["cpu_s"]), *(_ms(c[s]) for s in PARTS),
                      _ms(c["other"]), _ms(c["total"]), _ms(f["child"]["gc_cpu_s"]["total"]),
                      f"{f['ratios']['cpu_vs_floor']:.2f}",
                      f"{f['ratios']['extract_vs_parse']:.2f}",
                      f"{f['child']['rss_peak_bytes'] / MB:.0f}/"
                      f"{f['rss_parse_only_peak_bytes'] / MB:.0f}",
                      _ms(f["child"]["write_server_cpu_s"])])
-    out += _table(["file", "events", "floor", *STAGES, "other", "total", "of which gc",
+    out += _table(["file", "events", "floor", *PARTS, "other", "total", "of which gc",
                    "x floor", "extr/parse", "RSS MB child/parse", "pg write"], rows)
     summary = report["summary"]
     if summary:
         gc_cpu, floor = summary["gc_cpu_per_match_s"], summary["floor_per_match_s"]
-        out.append(f"cyclic GC: {_ms(gc_cpu['total'])} of {_ms(summary['cpu_per_match_s']['total'])}"
-                   f" ms per match in the child ({100 * summary['gc_share']:.0f}%; parse "
-                   f"{_ms(gc_cpu['parse'])}, extract {_ms(gc_cpu['extract'])}); the floor's loads: "
-                   f"{_ms(floor['parse_cpu_s'])} ms, {_ms(floor['parse_gc_off_cpu_s'])} ms with GC off")
+        total = summary["cpu_per_match_s"]["total"]
+        out.append(f"cyclic GC: {_ms(gc_cpu['total'])} of {_ms(total)} ms per match in the child "
+                   f"({100 * summary['gc_share']:.0f}%; parse {_ms(gc_cpu['parse'])}, extract "
+                   f"{_ms(gc_cpu['extract'])}); the floor's loads: {_ms(floor['parse_cpu_s'])} "
+                   f"ms, {_ms(floor['parse_gc_off_cpu_s'])} ms with GC off")
     if "throughput" in report:
         out += ["", "End to end through RabbitMQ and PostgreSQL (median of runs)"]
         modes = report["throughput"]["modes"]
@@ -969,11 +973,11 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
         ax.set_title("End-to-end throughput")
     ax = axes.pop(0)
     groups = _chart_groups(files)
-    colours = ("#8172b3", "#c44e52", "#dd8452", "#55a868", "#4c72b0", "#999999")
+    colours = ("#8172b3", "#c44e52", "#dd8452", "#55a868", "#4c72b0", "#64b5cd", "#999999")
     for i, (_label, fs) in enumerate(groups):
         per10k = 10_000 / sum(f["events"] for f in fs)
         bottom = 0.0
-        for stage, colour in zip((*STAGES, "other"), colours, strict=True):
+        for stage, colour in zip((*PARTS, "other"), colours, strict=True):
             value = 1000 * per10k * sum(f["child"]["cpu_s"][stage] for f in fs)
             ax.bar(i - 0.2, value, 0.38, bottom=bottom, color=colour,
                    label=stage if i == 0 else None)

@@ -271,7 +271,7 @@ def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str
                replay_all: bool) -> None:
     """Send dead letters back to the work queue with a fresh attempt count, with confirms."""
     from pewproc.broker.connection import connect
-    from pewproc.broker.deadletters import DeadLetter, replay_dead_letters
+    from pewproc.broker.deadletters import DeadLetter, dead_letter_count, replay_dead_letters
 
     if not (reason or match_ids or replay_all):
         raise click.UsageError("say which dead letters: --reason, --match-id or --all")
@@ -281,7 +281,10 @@ def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str
 
     connection = connect(settings)
     try:
-        replayed, kept = replay_dead_letters(connection, settings, wanted)
+        with click.progressbar(length=dead_letter_count(connection, settings), label="replaying",
+                               file=sys.stderr) as bar:
+            replayed, kept = replay_dead_letters(connection, settings, wanted,
+                                                 lambda letter: bar.update(1))
     finally:
         connection.close()
     click.echo(f"replayed {replayed} to {settings.work_queue}; {kept} left in "

@@ -15,6 +15,7 @@ from pewproc.telemetry.model import (
     Collector,
     Event,
     Handler,
+    MatchContext,
     Row,
     parse_time,
     phase,
@@ -85,7 +86,7 @@ class SafeZone:
 class CirclePositions(Collector):
     tables = (CIRCLE_POSITIONS,)
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.zone = SafeZone()
         self.rows: list[Row] = []

@@ -7,7 +7,7 @@ placeholder ever becomes a player, a team or a position.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pewproc.telemetry.model import CM_PER_M, Event, Player
 
@@ -31,13 +31,13 @@ def in_game(event: Event) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-def is_enemy(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool:
-    """Two different players on different known teams (also works on `Body`s)."""
+def is_enemy(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Two different players on different known teams; `actor` pairs or `Body`s."""
     return a[0] != b[0] and a[1] is not None and b[1] is not None and a[1] != b[1]
 
 
-def is_teammate(a: tuple[str, int | None], b: tuple[str, int | None]) -> bool:
-    """Two different players on one known team."""
+def is_teammate(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Two different players on one known team; `actor` pairs or `Body`s."""
     return a[0] != b[0] and a[1] is not None and a[1] == b[1]
 
 
@@ -63,7 +63,7 @@ def body(character: Event | None) -> Body | None:
         return None
     loc = character.get("location")  # type: ignore[union-attr]
     x, y, z = (loc.get("x"), loc.get("y"), loc.get("z")) if loc else (None, None, None)
-    return record(Body, (  # type: ignore[no-any-return]
+    return record(Body, (
         account_id,
         character.get("teamId"),  # type: ignore[union-attr]
         x / CM_PER_M if x is not None else None,

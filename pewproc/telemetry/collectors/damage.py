@@ -8,7 +8,17 @@ PUBG gives no distance for plain hits; the positions of both sides are here inst
 from __future__ import annotations
 
 from pewproc.telemetry.collectors.common import body, is_teammate
-from pewproc.telemetry.model import Collector, Event, Handler, Row, parse_time, phase, table, text
+from pewproc.telemetry.model import (
+    Collector,
+    Event,
+    Handler,
+    MatchContext,
+    Row,
+    parse_time,
+    phase,
+    table,
+    text,
+)
 
 DAMAGE_EVENTS = table(
     "damage_events",
@@ -39,7 +49,7 @@ _NOBODY = (None,) * 5
 class DamageEvents(Collector):
     tables = (DAMAGE_EVENTS,)
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.rows: list[Row] = []
 

@@ -38,6 +38,7 @@ from pewproc.telemetry.model import (
     Collector,
     Event,
     Handler,
+    MatchContext,
     Row,
     is_bot,
     parse_time,
@@ -170,7 +171,7 @@ def team_outcomes(interactions: list[Interaction]) -> tuple[int | None, dict[int
 class Fights(Collector):
     tables = (FIGHTS, FIGHT_PARTICIPANTS)
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.interactions: list[Interaction] = []
 
@@ -191,7 +192,7 @@ class Fights(Collector):
         xy = (victim.x, victim.y)
         if attacker.x is not None and attacker.y is not None:
             xy = ((victim.x + attacker.x) / 2, (victim.y + attacker.y) / 2)
-        self.interactions.append(record(Interaction, (  # type: ignore[arg-type]
+        self.interactions.append(record(Interaction, (
             at.timestamp(), at, phase_, kind, attacker.account_id, attacker.team_id,
             victim.account_id, victim.team_id, xy, damage,
         )))

@@ -38,6 +38,7 @@ from pewproc.telemetry.model import (
     Collector,
     Event,
     Handler,
+    MatchContext,
     Row,
     is_bot,
     parse_time,
@@ -194,7 +195,7 @@ class _Knock:
 class Knocks(Collector):
     tables = (KNOCKS, PLAYER_FINISHING)
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.knocks: list[_Knock] = []
         self.open_by_id: dict[int, _Knock] = {}

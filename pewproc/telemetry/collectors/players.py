@@ -25,7 +25,16 @@ from pewproc.telemetry.collectors.common import (
     weapon_category,
     weapon_of,
 )
-from pewproc.telemetry.model import CM_PER_M, Collector, Event, Handler, Row, is_bot, table
+from pewproc.telemetry.model import (
+    CM_PER_M,
+    Collector,
+    Event,
+    Handler,
+    MatchContext,
+    Row,
+    is_bot,
+    table,
+)
 
 # Throwables thrown for fun, not for the fight: not counted as throwables (unknown ids are).
 NOVELTY_THROWABLES = frozenset({"Item_Weapon_Apple_C", "Item_Weapon_Snowball_C"})
@@ -137,7 +146,7 @@ class _Player:
 class PlayerStats(Collector):
     tables = (PLAYER_MATCH_STATS, WEAPON_STATS)
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.players: dict[str, _Player] = {}
         self.characters: dict[str, Event] = {}  # name and team of players not on the roster
