@@ -93,6 +93,10 @@ class WorkerPool:
         for generation in [self._current, *self._retiring]:
             with self._lock:
                 late = [f for f, deadline in generation.running.items() if deadline <= now]
+                # A task still queued in the executor has not started: its clock starts later.
+                for future in [f for f in late if not f.running() and not f.done()]:
+                    generation.running[future] = now + self.task_timeout
+                    late.remove(future)
                 for future in late:
                     del generation.running[future]
             if late:

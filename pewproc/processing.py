@@ -91,11 +91,12 @@ class Processor:
         except PermanentError as exc:
             result.match_id = result.match_id or peek_match_id(body)
             self._fail(result, exc, retryable=False)
-        except (TransientError, psycopg.OperationalError, psycopg_pool.PoolTimeout,
-                psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
-                psycopg.InterfaceError, ConnectionError) as exc:
-            self._fail(result, exc, retryable=True, reason="database_unavailable"
-                       if isinstance(exc, psycopg.Error | psycopg_pool.PoolTimeout) else None)
+        except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+            self._fail(result, exc, retryable=True, reason="database_conflict")
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+            self._fail(result, exc, retryable=True, reason="database_unavailable")
+        except (TransientError, ConnectionError) as exc:
+            self._fail(result, exc, retryable=True, reason=getattr(exc, "reason", "connection"))
         except psycopg.DataError as exc:
             self._fail(result, exc, retryable=False, reason="unstorable_data")
         except psycopg.Error as exc:
@@ -105,7 +106,8 @@ class Processor:
         except Exception as exc:  # a bug or a shape of telemetry nobody foresaw
             log.exception("unexpected error processing %s", result.match_id)
             self._fail(result, exc, retryable=False, reason="processing_error")
-        if result.outcome == "failed" and not result.retryable and message is not None:
+        final = not result.retryable or attempt > self.settings.max_retries
+        if result.outcome == "failed" and final and message is not None:
             self._record_failure(message, attempt, result)
         result.cpu_seconds = time.process_time() - cpu0
         result.stages.setdefault("total", time.perf_counter() - wall0)
@@ -167,7 +169,8 @@ class Processor:
             "file_path": message.file_path,
             "attempt": attempt,
             "worker_id": self.settings.worker_name,
-            "error_reason": result.reason,
+            "error_reason": (f"retries_exhausted:{result.reason}" if result.retryable
+                             else result.reason),
             "error": result.error,
         }
         try:

@@ -14,6 +14,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -23,7 +24,20 @@ def _setting(env: str, default: Any, help: str, *, secret: bool = False) -> Any:
 
 
 def _default_pool_size() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The CPUs this process may use: its affinity, capped by a cgroup (container) CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cpus or 1, _cgroup_cpu_quota() or cpus or 1))
+
+
+def _cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """Whole CPUs allowed by a cgroup v2 quota ("200000 100000" = 2), rounded up; None if none."""
+    try:
+        quota, period = Path(path).read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, -(-int(quota) // int(period)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +160,9 @@ class Settings:
         "MAX_FILE_BYTES", 200_000_000, "Largest telemetry file accepted, as stored on disk."
     )
     max_json_bytes: int = _setting(
-        "MAX_JSON_BYTES", 1_000_000_000, "Largest telemetry JSON accepted after decompression."
+        "MAX_JSON_BYTES", 200_000_000,
+        "Largest telemetry JSON accepted after decompression (a parsed match takes about 8x "
+        "its JSON size in memory).",
     )
     max_events: int = _setting("MAX_EVENTS", 1_000_000, "Most events accepted in one match.")
 

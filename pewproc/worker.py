@@ -25,7 +25,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.publisher import ConfirmingPublisher
-from pewproc.broker.topology import declare_topology
+from pewproc.broker.topology import all_queues, declare_topology
 from pewproc.fate import Fate, attempt_of, decide, lost_child_result
 from pewproc.ops.metrics import Metrics
 from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
@@ -62,7 +62,11 @@ def run_worker(settings: Settings) -> int:
     try:
         worker = Worker(settings, metrics, health)
         worker.install_signal_handlers()
-        if not migrate_when_ready(settings, lambda: worker.stop_requested):
+        def still_waiting() -> bool:
+            health.beat()  # waiting for the database at start is being alive
+            return worker.stop_requested
+
+        if not migrate_when_ready(settings, still_waiting):
             return 0
         return worker.run()
     finally:
@@ -138,6 +142,8 @@ class Worker:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if self._stop_requested:
                 log.warning("second %s: exiting at once", signal.Signals(signum).name)
+                if self.pool is not None:
+                    self.pool.shutdown(wait=False)  # kills the children: no orphans
                 os._exit(1)
             self.request_stop()
 
@@ -245,7 +251,7 @@ class Worker:
 
     def _report(self, channel: BlockingChannel) -> None:
         depth: dict[str, int] = {}
-        for queue in (self.settings.work_queue, self.settings.dead_letter_queue):
+        for queue in all_queues(self.settings):
             ok = channel.queue_declare(queue, passive=True).method
             depth[queue] = ok.message_count
             self.metrics.queue_messages.labels(queue).set(ok.message_count)
@@ -257,6 +263,7 @@ class Worker:
         self.metrics.child_restarts.labels(reason).inc()
 
     def _set_connected(self, connected: bool) -> None:
+        self.metrics.broker_connected.set(int(connected))
         if self.health is not None:
             self.health.broker_connected = connected
 
@@ -264,6 +271,8 @@ class Worker:
         deadline = time.monotonic() + seconds
         while not self._stop_requested and time.monotonic() < deadline:
             time.sleep(min(TICK_SECONDS, deadline - time.monotonic()))
+            if self.health is not None:
+                self.health.beat()  # waiting on purpose is being alive
             if self.pool is not None:
                 self.pool.maintain()
 

@@ -127,6 +127,7 @@ def lock_waiters(settings: Settings) -> int:
     with psycopg.connect(settings.conninfo, autocommit=True) as conn:
         return conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchone()[0]
 
 

@@ -122,8 +122,8 @@ def promql_metric_names(expr: str) -> set[str]:
 
 
 def fenced_blocks(path: Path, languages: set[str]) -> list[str]:
-    blocks = re.findall(r"^```([\w-]*)[^\n]*\n(.*?)^```", path.read_text(encoding="utf-8"),
-                        re.MULTILINE | re.DOTALL)
+    blocks = re.findall(r"^[ \t]*```([\w-]*)[^\n]*\n(.*?)^[ \t]*```",
+                        path.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
     return [body for lang, body in blocks if lang.lower() in languages]
 
 
@@ -161,6 +161,14 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
         keyword, _, rest = line.partition(" ")
         out.append((keyword.upper(), rest.strip()))
     return out
+
+
+def mount_target(volume: str) -> str:
+    """Target of a short-syntax volume, `${VAR:-default}` sources included."""
+    rest, _, last = volume.rpartition(":")
+    if last in {"ro", "rw", "z", "Z"} or "," in last:
+        rest, _, last = rest.rpartition(":")
+    return last
 
 
 def seconds(value: str) -> float:
@@ -261,7 +269,7 @@ def test_compose_workers_have_limits_healthchecks_mounts_and_grace() -> None:
 
         env = service["environment"]
         mounts = [v for v in service["volumes"] if isinstance(v, str)]
-        assert any(v.split(":")[1] == env["TELEMETRY_ROOT"] and v.endswith(":ro")
+        assert any(mount_target(v) == env["TELEMETRY_ROOT"] and v.endswith(":ro")
                    for v in mounts), f"{name}: telemetry must be mounted read-only"
 
         shutdown = float(env.get("SHUTDOWN_TIMEOUT_SECONDS", SHUTDOWN_DEFAULT))
@@ -282,14 +290,14 @@ def test_prometheus_scrapes_every_worker_on_its_metrics_port() -> None:
     assert targets == expected
     mounted = compose()["services"]["prometheus"]["volumes"]
     for rule_file in config["rule_files"]:
-        assert any(v.split(":")[1] == rule_file for v in mounted), f"{rule_file} not mounted"
+        assert any(mount_target(v) == rule_file for v in mounted), f"{rule_file} not mounted"
 
 
 def test_grafana_provisioning_matches_compose_mounts_and_dashboard() -> None:
     datasources = load_yaml(GRAFANA / "provisioning" / "datasources" / "prometheus.yaml")
     uids = {d["uid"] for d in datasources["datasources"]}
     providers = load_yaml(GRAFANA / "provisioning" / "dashboards" / "pewproc.yaml")["providers"]
-    grafana_mounts = {v.split(":")[1] for v in compose()["services"]["grafana"]["volumes"]}
+    grafana_mounts = {mount_target(v) for v in compose()["services"]["grafana"]["volumes"]}
     assert "/etc/grafana/provisioning" in grafana_mounts
     for provider in providers:
         assert provider["options"]["path"] in grafana_mounts
@@ -421,13 +429,21 @@ def _command_paths() -> dict[tuple[str, ...], set[str]]:
     return found
 
 
-_INVOCATION = re.compile(r"(?:^|[\s;&|(])(?:python3? -m )?pewproc\s+([a-z].*)")
+_INVOCATION = re.compile(r"(?:^|[\s;&|(/])(?:python3? -m )?pewproc\s+([a-z].*)")
+
+
+def _inline_code(path: Path) -> list[str]:
+    """Code spans in the prose, fenced blocks removed."""
+    text = re.sub(r"^[ \t]*```.*?^[ \t]*```", "", path.read_text(encoding="utf-8"),
+                  flags=re.MULTILINE | re.DOTALL)
+    return re.findall(r"`([^`\n]+)`", text)
 
 
 def _documented_invocations() -> list[tuple[Path, list[str]]]:
     found = []
     for path in COMMAND_DOCS:
-        for block in fenced_blocks(path, {"bash", "sh", "shell", "console"}):
+        snippets = [*fenced_blocks(path, {"bash", "sh", "shell", "console"}), *_inline_code(path)]
+        for block in snippets:
             for line in block.replace("\\\n", " ").splitlines():
                 line = line.split(" #", 1)[0].strip()
                 if line.startswith("#"):
@@ -444,7 +460,7 @@ def _documented_invocations() -> list[tuple[Path, list[str]]]:
 def test_docs_only_show_commands_that_exist() -> None:
     commands = _command_paths()
     invocations = _documented_invocations()
-    assert len(invocations) >= 8
+    assert len(invocations) >= 12
     known = {**PENDING_COMMANDS, **commands}
     for path, words in invocations:
         matches = [p for p in known if tuple(words[: len(p)]) == p]

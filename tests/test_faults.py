@@ -94,8 +94,8 @@ def test_poison_messages_are_dead_lettered_at_once_with_their_reason(
     cases = {
         "truncated-gz": (put("truncated.json.gz", good.read_bytes()[: good.stat().st_size // 2]),
                          "truncated"),
-        "truncated-json": (put("truncated.json", raw[: len(raw) // 3]), "invalid_json"),
-        "not-gzip-or-json": (put("noise.bin", b"\x00\x01binary" * 500), "invalid_json"),
+        "truncated-json": (put("truncated.json", raw[: len(raw) // 3]), "telemetry_not_json"),
+        "not-gzip-or-json": (put("noise.bin", b"\x00\x01binary" * 500), "telemetry_not_json"),
         # A gzip header, then a deflate block of the reserved type 11.
         "corrupt-gzip": (put("corrupt.gz", b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff" * 100),
                          "corrupt_gzip"),

@@ -4,6 +4,7 @@ the masking of secrets. Pure: no broker, no database."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -417,3 +418,18 @@ def test_tracked_players_none_means_nobody_as_its_help_says() -> None:
     help_text = next(f for f in settings_fields() if f.name == "tracked_players").metadata["help"]
     assert "'none': nobody" in help_text
     assert make({"TRACKED_PLAYERS": "none"}).tracked_player_set == frozenset()
+
+
+@pytest.mark.parametrize(("content", "cpus"), [
+    ("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", None),
+    ("garbage\n", None),
+])
+def test_a_cgroup_cpu_quota_caps_the_default_pool_size(
+    tmp_path: Path, content: str, cpus: int | None
+) -> None:
+    from pewproc.settings import _cgroup_cpu_quota
+
+    path = tmp_path / "cpu.max"
+    path.write_text(content)
+    assert _cgroup_cpu_quota(str(path)) == cpus
+    assert _cgroup_cpu_quota(str(tmp_path / "missing")) is None

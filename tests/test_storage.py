@@ -140,3 +140,9 @@ def test_the_least_privilege_roles_of_the_security_doc_are_enough(
             for role in (owner, worker):
                 admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
                 admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_no_copied_column_is_int4() -> None:
+    """psycopg's binary int4 dumper wraps values past 32 bits silently; int8 cannot be fooled."""
+    assert [f"{t.name}.{c.name}" for t in output_tables() for c in t.columns
+            if c.pg_type == "int4"] == []

@@ -20,26 +20,34 @@ NOT_FOUND = 404
 
 
 def declare_topology(connection: pika.BlockingConnection, settings: Settings) -> BlockingChannel:
-    """Make sure every queue exists; returns an open channel (a passive miss closes one)."""
+    """Make sure every queue exists; returns an open channel (a passive miss closes one).
+
+    Each queue is looked up passively first, so a queue an operator created differently (a
+    quorum queue on a cluster, say) is used as it is instead of failing the declaration.
+    """
     channel = connection.channel()
+    channel = _ensure(connection, channel, settings.work_queue, None)
+    channel = _ensure(connection, channel, settings.dead_letter_queue, None)
+    for delay in sorted(set(settings.retry_delay_list)):
+        arguments = {
+            "x-message-ttl": delay * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": settings.work_queue,
+        }
+        channel = _ensure(connection, channel, settings.retry_queue(delay), arguments)
+    return channel
+
+
+def _ensure(connection: pika.BlockingConnection, channel: BlockingChannel, queue: str,
+            arguments: dict[str, object] | None) -> BlockingChannel:
     try:
-        channel.queue_declare(settings.work_queue, passive=True)
+        channel.queue_declare(queue, passive=True)
+        return channel
     except ChannelClosedByBroker as exc:
         if exc.reply_code != NOT_FOUND:
             raise
-        channel = connection.channel()
-        channel.queue_declare(settings.work_queue, durable=True)
-    channel.queue_declare(settings.dead_letter_queue, durable=True)
-    for delay in set(settings.retry_delay_list):
-        channel.queue_declare(
-            settings.retry_queue(delay),
-            durable=True,
-            arguments={
-                "x-message-ttl": delay * 1000,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": settings.work_queue,
-            },
-        )
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True, arguments=arguments)
     return channel
 
 

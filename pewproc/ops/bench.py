@@ -601,18 +601,26 @@ class Bench:
 
         config, started = self.config, time.time()
         load_before = os.getloadavg()
+        cpus = len(os.sched_getaffinity(0))
+        if load_before[0] > cpus / 2:
+            _say(f"note: load average {load_before[0]:.1f} on {cpus} CPUs: something else is "
+                 "running, wall times and throughput will be noisy (CPU times much less so)")
         try:
             _say(f"schema {config.schema}: migrating")
             try:
                 migrate(self.settings.conninfo, config.schema)
             except psycopg.OperationalError as exc:
                 raise BenchError(f"cannot reach PostgreSQL: {exc}") from None
+            if config.e2e:
+                self._check_broker()
             _say(f"corpus: generating {config.matches} matches of {config.players} players "
                  f"under {self.root}")
             corpus = build_corpus(self.root, config)
             files = self._measure_files(corpus)
             e2e: dict[str, Any] = {}
-            if config.e2e and not self.errors:
+            if config.e2e and self.errors:
+                self.errors.append("end to end skipped: a file of the corpus failed above")
+            elif config.e2e:
                 try:
                     e2e = self._end_to_end(corpus)
                 except BenchError as exc:
@@ -700,6 +708,7 @@ class Bench:
         )
         tag = f"{name}-r{repeat}"
         log_path = self.config.out_dir / f"worker-{tag}.log"
+        load = os.getloadavg()[0]
         self.worker = worker = WorkerProcess(settings, log_path)
         try:
             worker.wait_consuming(120.0)
@@ -721,7 +730,8 @@ class Bench:
             self.worker = None
         if exit_code != 0:
             self.errors.append(f"worker {tag} exited with {exit_code} on SIGTERM ({log_path})")
-        return {**result, "repeat": repeat, "exit_code": exit_code, "log": str(log_path)}
+        return {**result, "repeat": repeat, "exit_code": exit_code, "loadavg_1m": load,
+                "log": str(log_path)}
 
     def _connect(self) -> Any:
         import psycopg
@@ -765,6 +775,18 @@ class Bench:
                 self.errors.append(f"could not drop schema {self.config.schema}: {exc}")
         if not self.config.keep_corpus:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _check_broker(self) -> None:
+        import pika.exceptions
+
+        from pewproc.broker.connection import connect, describe
+
+        try:
+            connect(self.settings).close()
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BenchError(f"cannot reach RabbitMQ at {describe(self.settings)} "
+                             f"({type(exc).__name__}: {exc}); --no-e2e skips the end-to-end "
+                             "part") from None
 
     def _delete_queues(self) -> None:
         if not self.config.e2e:
@@ -965,10 +987,11 @@ def write_chart(report: dict[str, Any], path: Path) -> str:
         low = [v - modes[n]["matches_per_s_min"] for n, v in zip(names, values, strict=True)]
         high = [modes[n]["matches_per_s_max"] - v for n, v in zip(names, values, strict=True)]
         bars = ax.bar(names, values, yerr=[low, high], capsize=4, color="#4c72b0")
-        for bar, value in zip(bars, values, strict=True):
+        for bar, value, up in zip(bars, values, high, strict=True):
             ax.annotate(f"{value:.2f}\n({value / values[0]:.2f}x)",
-                        (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                        fontsize=8, xytext=(0, 3), textcoords="offset points")
+                        (bar.get_x() + bar.get_width() / 2, value + up), ha="center",
+                        va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")
+        ax.margins(y=0.15)
         ax.set_ylabel("matches per second (median; bars: min-max)")
         ax.set_title("End-to-end throughput")
     ax = axes.pop(0)

@@ -50,6 +50,9 @@ class Metrics:
         self.child_restarts = Counter(
             "pewproc_child_restarts", "Pool generations replaced, by reason "
             "(child_lost, timeout, recycled).", ["reason"], registry=r)
+        self.broker_connected = Gauge(
+            "pewproc_broker_connected", "1 while connected to the broker and consuming.",
+            registry=r)
         self.reconnects = Counter(
             "pewproc_broker_reconnects", "Connections to the broker re-established.", registry=r)
         self.queue_messages = Gauge(

@@ -3,7 +3,9 @@
 Re-processing a match replaces its rows. Two deliveries of the same match running at once (two
 children, or two worker instances) are serialised by a transaction-level advisory lock on the
 match id, so the second deletes what the first wrote before writing its own: one copy, always.
-Rows go in with binary COPY and declared types, the fastest path PostgreSQL offers.
+Rows go in with binary COPY and declared types, the fastest path PostgreSQL offers. Integer
+columns are all int8: psycopg's binary int4 dumper silently wraps a value that does not fit in 32
+bits (2**40 arrives as 0), and telemetry ids are not ours to bound.
 """
 
 from __future__ import annotations

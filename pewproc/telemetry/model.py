@@ -21,7 +21,7 @@ CM_PER_M = 100.0
 @dataclass(frozen=True)
 class Column:
     name: str
-    pg_type: str  # a type name psycopg's binary COPY understands: text, int4, float8, ...
+    pg_type: str  # binary COPY type: text, int8, float8, bool, timestamptz; never int4 (writer.py)
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def parse_events(data: bytes, max_events: int) -> list[dict[str, Any]]:
     try:
         events = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise TelemetryError(f"telemetry is not valid JSON: {exc}", "invalid_json") from None
+        raise TelemetryError(f"telemetry is not valid JSON: {exc}", "telemetry_not_json") from None
     if not isinstance(events, list):
         raise TelemetryError(
             f"telemetry must be a JSON array of events, got {type(events).__name__}",

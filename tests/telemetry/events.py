@@ -102,7 +102,7 @@ def revive(t: float, reviver: Event, victim: Event, dbno_id: int, phase: float =
     return event("LogPlayerRevive", t, phase, reviver=reviver, victim=victim, dBNOId=dbno_id)
 
 
-def position(t: float, character: Event, elapsed: float, phase: float = 1.0) -> Event:
+def position(t: float, character: Event, elapsed: float | None, phase: float = 1.0) -> Event:
     return event("LogPlayerPosition", t, phase, character=character, vehicle=None,
                  elapsedTime=elapsed, numAlivePlayers=10)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pewproc.telemetry.collectors.common import weapon_category
+from pewproc.telemetry.collectors.common import WEAPON_CATEGORIES, weapon_category
 from tests.telemetry.events import (
     by,
     char,
@@ -146,3 +146,4 @@ def test_old_files_throwables_from_attacks_and_old_kill_layout() -> None:
 )
 def test_weapon_category(causer: str | None, category: str | None, expected: str) -> None:
     assert weapon_category(causer, category) == expected
+    assert expected in WEAPON_CATEGORIES

@@ -38,7 +38,10 @@ def counted(event: Event, attacker: Event | None, victim: Event | None) -> str |
 
 
 def reference(events: list[Event]) -> dict[str, Counter]:
-    kills, knocks, damage, hits = Counter(), Counter(), Counter(), Counter()
+    kills: Counter[str] = Counter()
+    knocks: Counter[str] = Counter()
+    damage: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
     for e in events:
         if e["_T"] in ("LogPlayerKillV2", "LogPlayerKill"):
             who = counted(e, e.get("killer"), e.get("victim"))

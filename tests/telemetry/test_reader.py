@@ -77,11 +77,11 @@ def test_triple_gzip(tmp_path: Path) -> None:
         == EVENTS
 
 
-def test_four_layers_of_gzip_are_not_undone_and_fail_as_invalid_json(tmp_path: Path) -> None:
+def test_four_layers_of_gzip_are_not_undone_and_fail_as_telemetry_not_json(tmp_path: Path) -> None:
     data = JSON
     for _ in range(4):
         data = gzip.compress(data)
-    assert reason_of(write(tmp_path / "f", data)) == "invalid_json"
+    assert reason_of(write(tmp_path / "f", data)) == "telemetry_not_json"
 
 
 def test_multi_member_gzip_is_concatenated(tmp_path: Path) -> None:
@@ -200,14 +200,14 @@ def test_a_bad_crc_is_corrupt_gzip(tmp_path: Path) -> None:
     assert reason_of(write(tmp_path / "f", bytes(packed))) == "corrupt_gzip"
 
 
-def test_json_truncated_in_the_middle_of_an_event_is_invalid_json(tmp_path: Path) -> None:
+def test_json_truncated_in_the_middle_of_an_event_is_telemetry_not_json(tmp_path: Path) -> None:
     cut = JSON[: JSON.index(b"LogMatchStart") + 5]
-    assert reason_of(write(tmp_path / "plain", cut)) == "invalid_json"
-    assert reason_of(write(tmp_path / "gz", gzip.compress(cut))) == "invalid_json"
+    assert reason_of(write(tmp_path / "plain", cut)) == "telemetry_not_json"
+    assert reason_of(write(tmp_path / "gz", gzip.compress(cut))) == "telemetry_not_json"
 
 
-def test_an_empty_file_is_invalid_json(tmp_path: Path) -> None:
-    assert reason_of(write(tmp_path / "f", b"")) == "invalid_json"
+def test_an_empty_file_is_telemetry_not_json(tmp_path: Path) -> None:
+    assert reason_of(write(tmp_path / "f", b"")) == "telemetry_not_json"
 
 
 @pytest.mark.parametrize("data", [b'{"events": []}', b'"text"', b"42", b"null"])

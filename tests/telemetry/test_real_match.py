@@ -78,7 +78,7 @@ def test_kill_counts_agree_with_pubgs_own(events: list, extraction: Extraction) 
     stats = {r["account_id"]: r for r in rows(extraction, "player_match_stats")}
     assert len(reported) == 36
     assert {a: stats[a]["kills"] for a in reported} == reported
-    weapon_kills = Counter()
+    weapon_kills: Counter[str] = Counter()
     for r in rows(extraction, "weapon_stats"):
         weapon_kills[r["account_id"]] += r["kills"]
     assert {a: weapon_kills[a] for a in reported} == reported

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pewproc.telemetry.extract import output_tables
+from pewproc.telemetry.model import Table
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "pewproc" / "storage" / "migrations"
@@ -28,7 +29,7 @@ def ddl() -> dict[str, list[tuple[str, str]]]:
 
 
 @pytest.mark.parametrize("spec", output_tables(), ids=lambda t: t.name)
-def test_migration_matches_the_table_spec(spec) -> None:  # type: ignore[no-untyped-def]
+def test_migration_matches_the_table_spec(spec: Table) -> None:
     columns = ddl()[spec.name]
     assert [c for c, _ in columns] == list(spec.column_names)
     assert columns[0][1] == "text NOT NULL"
@@ -43,7 +44,7 @@ def test_new_tables_live_in_0002_only() -> None:
 
 
 @pytest.mark.parametrize("spec", output_tables(), ids=lambda t: t.name)
-def test_docs_describe_every_column(spec) -> None:  # type: ignore[no-untyped-def]
+def test_docs_describe_every_column(spec: Table) -> None:
     doc = (ROOT / "docs" / "schema.md").read_text()
     section = doc.split(f"### `{spec.name}`", 1)
     assert len(section) == 2, f"docs/schema.md has no section for {spec.name}"

@@ -28,7 +28,7 @@ _NO_CIRCLE = (None, None, None)
 CIRCLE_POSITIONS = table(
     "circle_positions",
     ("account_id", "text"),
-    ("team_id", "int4"),
+    ("team_id", "int8"),
     ("sampled_at", "timestamptz"),
     ("phase", "float8"),
     ("elapsed_s", "float8"),
@@ -100,22 +100,23 @@ class CirclePositions(Collector):
         if not at_phase or at_phase <= 0 or not character:
             return
         who = body(character)
-        if who is None or not self.ctx.is_tracked(who.account_id):
+        if who is None or not self.ctx.is_tracked(who[0]):
             return
-        measured = self.zone.measure(who.x, who.y)
+        account_id, team_id, x, y, z = who
+        measured = self.zone.measure(x, y)
         to_centre, to_edge = measured if measured else (None, None)
         elapsed = event.get("elapsedTime")
         self.rows.append(
             (
                 self.ctx.match_id,
-                who.account_id,
-                who.team_id,
+                account_id,
+                team_id,
                 parse_time(event.get("_D")),
                 at_phase,
                 elapsed if isinstance(elapsed, int | float) else None,
-                who.x,
-                who.y,
-                who.z,
+                x,
+                y,
+                z,
                 *(self.zone.current or _NO_CIRCLE),
                 to_centre,
                 to_edge,

@@ -26,12 +26,12 @@ DAMAGE_EVENTS = table(
     ("phase", "float8"),
     ("attack_id", "int8"),
     ("attacker_account_id", "text"),
-    ("attacker_team_id", "int4"),
+    ("attacker_team_id", "int8"),
     ("attacker_x_m", "float8"),
     ("attacker_y_m", "float8"),
     ("attacker_z_m", "float8"),
     ("victim_account_id", "text"),
-    ("victim_team_id", "int4"),
+    ("victim_team_id", "int8"),
     ("victim_x_m", "float8"),
     ("victim_y_m", "float8"),
     ("victim_z_m", "float8"),
@@ -62,8 +62,8 @@ class DamageEvents(Collector):
         attacker, victim = body(get("attacker")), body(victim_c)
         is_tracked = self.ctx.is_tracked
         if not (
-            (victim is not None and is_tracked(victim.account_id))
-            or (attacker is not None and is_tracked(attacker.account_id))
+            (victim is not None and is_tracked(victim[0]))
+            or (attacker is not None and is_tracked(attacker[0]))
         ):
             return
         self.rows.append(

@@ -30,7 +30,7 @@ from pewproc.telemetry.model import (
 _ROLE_COLUMNS = (
     ("account_id", "text"),
     ("name", "text"),
-    ("team_id", "int4"),
+    ("team_id", "int8"),
     ("x_m", "float8"),
     ("y_m", "float8"),
     ("z_m", "float8"),

@@ -65,11 +65,11 @@ OUTCOMES = (
 
 def _proximity_columns(role: str) -> tuple[tuple[str, str], ...]:
     return (
-        (f"{role}_mates_known", "int4"),
+        (f"{role}_mates_known", "int8"),
         (f"{role}_mate_nearest_m", "float8"),
         (f"{role}_mate_mean_m", "float8"),
         (f"{role}_mate_std_m", "float8"),
-        *((f"{role}_mates_within_{r}m", "int4") for r in PROXIMITY_RADII_M),
+        *((f"{role}_mates_within_{r}m", "int8") for r in PROXIMITY_RADII_M),
     )
 
 
@@ -94,7 +94,7 @@ KNOCKS = table(
     ("outcome_at", "timestamptz"),
     ("time_to_outcome_s", "float8"),
     ("ended_by_account_id", "text"),  # the finisher, or the reviver of a revived knock
-    ("ended_by_team_id", "int4"),
+    ("ended_by_team_id", "int8"),
     *_proximity_columns("attacker"),
     *_proximity_columns("victim"),
 )
@@ -109,18 +109,18 @@ PLAYER_FINISHING = table(
     "player_finishing",
     ("account_id", "text"),
     ("player_name", "text"),
-    ("team_id", "int4"),
-    ("knocks", "int4"),
-    ("finished_by_self", "int4"),
-    ("finished_by_team", "int4"),
-    ("finished_by_other", "int4"),
-    ("revived", "int4"),
-    ("died_other", "int4"),
-    ("unresolved", "int4"),
-    ("instant_kills", "int4"),
+    ("team_id", "int8"),
+    ("knocks", "int8"),
+    ("finished_by_self", "int8"),
+    ("finished_by_team", "int8"),
+    ("finished_by_other", "int8"),
+    ("revived", "int8"),
+    ("died_other", "int8"),
+    ("unresolved", "int8"),
+    ("instant_kills", "int8"),
     ("conversion_rate", "float8"),
     ("mean_time_to_finish_s", "float8"),
-    *((n, "int4") for n in _BUCKET_NAMES),
+    *((n, "int8") for n in _BUCKET_NAMES),
 )
 _CONVERSIONS = ("finished_by_knocker", "finished_by_teammate")
 # player_finishing's counter columns for each knock outcome.
@@ -234,15 +234,16 @@ class Knocks(Collector):
 
     def _mates(self, me: Body | None, at: datetime | None) -> tuple[Any, ...]:
         """Proximity cells of a player's live teammates seen within the window around `at`."""
-        if me is None or me.team_id is None or me.x is None or me.y is None or at is None:
+        me_id, team_id, here_x, here_y, _ = me or (None, None, None, None, None)
+        if team_id is None or here_x is None or here_y is None or at is None:
             return proximity_cells([])
         distances = []
-        for account_id, (x, y, when) in (self.seen.get(me.team_id) or {}).items():
-            if account_id == me.account_id:
+        for account_id, (x, y, when) in (self.seen.get(team_id) or {}).items():
+            if account_id == me_id:
                 continue
             seen_at = parse_time(when)
             if seen_at is not None and abs((at - seen_at).total_seconds()) <= PROXIMITY_WINDOW_S:
-                distances.append(hypot(x - me.x, y - me.y))
+                distances.append(hypot(x - here_x, y - here_y))
         return proximity_cells(distances)
 
     def on_knock(self, event: Event) -> None:

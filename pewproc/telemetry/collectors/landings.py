@@ -26,10 +26,10 @@ from pewproc.telemetry.model import (
 
 LANDINGS = table(
     "landings",
-    ("landing_seq", "int4"),
+    ("landing_seq", "int8"),
     ("account_id", "text"),
     ("player_name", "text"),
-    ("team_id", "int4"),
+    ("team_id", "int8"),
     ("is_bot", "bool"),
     ("landed_at", "timestamptz"),
     ("phase", "float8"),
