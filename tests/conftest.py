@@ -19,6 +19,7 @@ from pytest_rabbitmq import factories
 
 from pewproc.settings import Settings
 from pewproc.storage.migrate import migrate
+from tests.pg_server import PrivatePostgres
 from tests.support import RunningWorker, WorkerLauncher
 
 SHARED_DIR = Path(
@@ -84,6 +85,20 @@ def settings(broker, database: str, tmp_path: Path) -> Settings:  # type: ignore
         log_format="json",
         shutdown_timeout=30.0,
     )
+
+
+@pytest.fixture
+def private_pg(settings: Settings) -> Iterator[tuple[PrivatePostgres, Settings]]:
+    """A PostgreSQL server of the test's own, which it may stop and start; settings pointing
+    at it (migrated), with a short pool timeout so outages show quickly."""
+    server = PrivatePostgres()
+    try:
+        server.start()
+        settings = settings.replace(database_url=server.conninfo, db_pool_timeout=2.0)
+        migrate(settings.conninfo, settings.postgres_schema)
+        yield server, settings
+    finally:
+        server.remove()
 
 
 @pytest.fixture

@@ -162,6 +162,11 @@ class RunningWorker:
         """The per-match log records, one per settled delivery."""
         return [r for r in self.log_records() if "action" in r and "match_id" in r]
 
+    def wait_outcomes(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """The per-match records, once `count` deliveries have been settled and logged."""
+        return wait_for(lambda: len(self.outcomes()) >= count and self.outcomes(), timeout,
+                        f"{count} settled deliveries")
+
     def wait_consuming(self, timeout: float = 60.0) -> None:
         wait_for(lambda: any(r["message"].startswith("consuming") for r in self.log_records())
                  or self._dead(), timeout, "the worker to start consuming")

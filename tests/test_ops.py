@@ -6,17 +6,14 @@ import json
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from pewproc.ops.cli import main as cli
 from pewproc.settings import Settings
-from pewproc.storage.migrate import migrate
 from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
@@ -97,22 +94,11 @@ def test_metrics_expose_what_the_worker_did(
     assert worker.terminate() == 0
 
 
-@pytest.fixture
-def private_pg(settings: Settings) -> Iterator[tuple[PrivatePostgres, Settings]]:
-    server = PrivatePostgres()
-    try:
-        server.start()
-        settings = settings.replace(database_url=server.conninfo, metrics_port=free_port())
-        migrate(settings.conninfo, settings.postgres_schema)
-        yield server, settings
-    finally:
-        server.remove()
-
-
 def test_health_endpoints_follow_the_broker_and_the_database(
     private_pg: tuple[PrivatePostgres, Settings], broker, launch_worker: WorkerLauncher,
 ) -> None:
     server, settings = private_pg
+    settings = settings.replace(metrics_port=free_port())
     port = settings.metrics_port
     worker = launch_worker(settings)
     worker.wait_consuming()

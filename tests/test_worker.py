@@ -60,7 +60,7 @@ def test_every_published_match_is_processed_exactly_once(
         assert count_rows(db, "landings", match_id) > 0
     wait_for(lambda: queue_counts(broker, settings.work_queue) == (0, 0, 1), 30,
              "work queue empty and settled")
-    assert [o["action"] for o in worker.outcomes()] == ["ack"] * len(matches)
+    assert [o["action"] for o in worker.wait_outcomes(len(matches))] == ["ack"] * len(matches)
     assert worker.terminate() == 0
 
 
@@ -86,8 +86,8 @@ def test_prefetch_is_the_pool_size_and_two_children_work_in_parallel(
         # Then both children are busy, and the broker holds exactly the prefetch unacked
         assert len(worker.pool_children()) == 2
         wait_for(lambda: queue_counts(broker, settings.work_queue)[1] == 2, 30, "2 unacked")
-    wait_for(lambda: all_completed(db, ids), 60, "all matches completed")
-    outcomes = worker.outcomes()
+    outcomes = worker.wait_outcomes(len(ids))
+    assert all_completed(db, ids)
     assert len({o["pid"] for o in outcomes}) == 2
     assert intervals_overlap(outcomes)
     assert worker.terminate() == 0
@@ -115,7 +115,7 @@ def test_sequential_mode_never_overlaps_and_gives_the_same_rows(
     consumers = rabbitmqctl_table(broker, "list_consumers", "queue_name", "prefetch_count")
     assert [r for r in consumers if r[0] == settings.work_queue] == [[settings.work_queue, "1"]]
     assert sequential.pool_children() == []
-    outcomes = sequential.outcomes()
+    outcomes = sequential.wait_outcomes(len(ids))
     assert len(outcomes) == len(ids)
     assert not intervals_overlap(outcomes)
     assert {m: count_rows(db, "kills", m) for m in ids} == before
@@ -232,4 +232,21 @@ def test_a_bad_message_is_dead_lettered_not_lost(
     wait_for(lambda: queue_counts(broker, settings.dead_letter_queue)[0] == 2, 60, "2 in DLQ")
     assert queue_counts(broker, settings.work_queue)[:2] == (0, 0)
     assert sorted(o["reason"] for o in worker.outcomes()) == ["invalid_json", "invalid_message"]
+    assert worker.terminate() == 0
+
+
+def test_matches_of_other_kinds_are_recorded_as_skipped_and_acked(
+    settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
+) -> None:
+    settings = settings.replace(match_kinds="official,competitive")
+    paths = {"off": make_match(settings, "off", seed=11, match_kind="official"),
+             "cus": make_match(settings, "cus", seed=12, match_kind="custom")}
+    publish(settings, [message_for(m, p) for m, p in paths.items()])
+    worker = launch_worker(settings)
+    wait_for(lambda: match_rows(db, "off") and match_rows(db, "cus"), 60, "both recorded")
+    assert (match_rows(db, "off") or {})["status"] == "completed"
+    assert (match_rows(db, "cus") or {})["status"] == "skipped"
+    assert count_rows(db, "kills", "cus") == 0 < count_rows(db, "kills", "off")
+    wait_for(lambda: queue_counts(broker, settings.work_queue)[:2] == (0, 0), 30, "all acked")
+    assert queue_counts(broker, settings.dead_letter_queue)[0] == 0
     assert worker.terminate() == 0

@@ -188,8 +188,11 @@ def process(settings: Settings, file: Path, write: bool, as_json: bool,
 @click.option("--layout", type=click.Choice(["v2", "v1"]), default="v2", show_default=True,
               help="Kill events: LogPlayerKillV2 (current) or LogPlayerKill (older files).")
 @click.option("--duration", default=1800.0, show_default=True, help="Match length, seconds.")
+@click.option("--bots", default=0, show_default=True, help="How many of the players are bots.")
+@click.option("--kind", default="official", show_default=True,
+              help="Match kind in LogMatchDefinition's MatchId (official, competitive, custom...).")
 def synth(directory: Path, count: int, seed: int, players: int, team_size: int, layout: str,
-          duration: float) -> None:
+          duration: float, bots: int, kind: str) -> None:
     """Generate realistic matches as DIRECTORY/matchID={id}/raw.json.gz (deterministic by seed)."""
     from pewproc.telemetry.synth import generate_match, match_id_for, write_match
 
@@ -197,7 +200,8 @@ def synth(directory: Path, count: int, seed: int, players: int, team_size: int, 
     with click.progressbar(range(seed, seed + count), label="generating", file=sys.stderr) as bar:
         for match_seed in bar:
             events = generate_match(match_seed, players=players, team_size=team_size,
-                                    kill_layout=layout, duration_s=duration)
+                                    kill_layout=layout, duration_s=duration, bots=bots,
+                                    match_kind=kind)
             path = directory / f"matchID={match_id_for(match_seed)}" / "raw.json.gz"
             path.parent.mkdir(parents=True, exist_ok=True)
             write_match(path, events)
