@@ -39,6 +39,10 @@ RECONNECT_DELAYS = (1, 2, 5, 10, 30)  # seconds; the last repeats for as long as
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
+class ConsumerCancelled(Exception):
+    """The broker ended our subscription (its queue was deleted, or a node went down)."""
+
+
 @dataclass(eq=False)
 class Delivery:
     session: int
@@ -111,11 +115,15 @@ class Worker:
                 try:
                     self._consume()
                     delays = iter(RECONNECT_DELAYS)
-                except BROKER_ERRORS as exc:
+                except Exception as exc:
                     self._set_connected(False)
                     delay = next(delays, RECONNECT_DELAYS[-1])
-                    log.error("broker connection lost (%s: %s); reconnecting in %d s",
-                              type(exc).__name__, exc, delay)
+                    if isinstance(exc, (*BROKER_ERRORS, ConsumerCancelled)):
+                        log.error("broker connection lost (%s: %s); reconnecting in %d s",
+                                  type(exc).__name__, exc, delay)
+                    else:  # a bug: keep the worker up, start the loop afresh
+                        log.exception("unexpected error in the consumer loop; restarting it in "
+                                      "%d s", delay)
                     self._sleep(delay)
                     if not self._stop_requested:
                         self.metrics.reconnects.inc()
@@ -165,10 +173,15 @@ class Worker:
             consumer_tag: str | None = channel.basic_consume(
                 self.settings.work_queue, on_message
             )
+            cancelled: list[object] = []
+            channel.add_on_cancel_callback(cancelled.append)
             self._set_connected(True)
             log.info("consuming %s (session %d)", self.settings.work_queue, self._session)
             while True:
                 connection.process_data_events(time_limit=TICK_SECONDS)
+                if cancelled:
+                    raise ConsumerCancelled(f"the broker cancelled our consumer of "
+                                            f"{self.settings.work_queue} (queue deleted?)")
                 self._tick(channel, publisher)
                 if self._stop_requested:
                     if consumer_tag is not None:

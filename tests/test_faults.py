@@ -334,3 +334,20 @@ def test_a_database_that_stays_down_ends_in_the_dlq_after_the_retries(
     assert [o["action"] for o in worker.outcomes()] == ["retry"] * settings.max_retries + [
         "dead_letter"]
     assert worker.terminate() == 0
+
+
+def test_a_deleted_work_queue_is_declared_again_and_consumed(
+    settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
+) -> None:
+    worker = launch_worker(settings)
+    worker.wait_consuming()
+    connection = connect(settings)
+    connection.channel().queue_delete(settings.work_queue)
+    connection.close()
+    wait_for(lambda: sum(r["message"].startswith("consuming") for r in worker.log_records()) == 2,
+             60, "the worker to subscribe again")
+    path = make_match(settings, "after", seed=13)
+    publish(settings, [message_for("after", path)])
+    wait_for(lambda: (match_rows(db, "after") or {}).get("status") == "completed", 60, "done")
+    assert any("cancelled our consumer" in r["message"] for r in worker.log_records())
+    assert worker.terminate() == 0
