@@ -151,7 +151,7 @@ class WorkerPool:
             max_workers=self.size,
             mp_context=self._context,
             initializer=init_child,
-            initargs=(self.settings,),
+            initargs=(self.settings, os.getpid()),
         )
         return _Generation(self._generations, executor)
 

@@ -92,6 +92,7 @@ class Worker:
         self._in_flight: dict[TaskFuture, Delivery] = {}
         self._abandoned: set[TaskFuture] = set()
         self._stop_requested = False
+        self._failures = 0  # connection attempts failed in a row
         self._stop_deadline = float("inf")
         self._connection: pika.BlockingConnection | None = None
         self._stats = _Stats()
@@ -109,15 +110,14 @@ class Worker:
             self.settings.prefetch, self.settings.work_queue, describe(self.settings),
             children or "none",
         )
-        delays = iter(RECONNECT_DELAYS)
         try:
             while not self._stop_requested:
                 try:
                     self._consume()
-                    delays = iter(RECONNECT_DELAYS)
                 except Exception as exc:
                     self._set_connected(False)
-                    delay = next(delays, RECONNECT_DELAYS[-1])
+                    delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
+                    self._failures += 1
                     if isinstance(exc, (*BROKER_ERRORS, ConsumerCancelled)):
                         log.error("broker connection lost (%s: %s); reconnecting in %d s",
                                   type(exc).__name__, exc, delay)
@@ -176,6 +176,7 @@ class Worker:
             cancelled: list[object] = []
             channel.add_on_cancel_callback(cancelled.append)
             self._set_connected(True)
+            self._failures = 0  # the backoff starts afresh after every good connection
             log.info("consuming %s (session %d)", self.settings.work_queue, self._session)
             while True:
                 connection.process_data_events(time_limit=TICK_SECONDS)

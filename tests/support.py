@@ -180,10 +180,16 @@ class RunningWorker:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        """Kill the worker's whole process group, even if its main process is already gone."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def group_alive(self) -> list[int]:
+        """Processes still in the worker's process group (its fork server, children...)."""
+        out = subprocess.run(["pgrep", "-g", str(self.process.pid)], capture_output=True,
+                             text=True, check=False).stdout
+        return [int(p) for p in out.split() if _state(int(p)) not in ("Z", "")]
 
     def pool_children(self) -> list[int]:
         """Pids of the pool's children: processes forked by the worker's fork server."""
@@ -195,6 +201,13 @@ def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
                          check=False).stdout
     return [int(p) for p in out.split()]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
 
 
 def _cmdline(pid: int) -> bytes:

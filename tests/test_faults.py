@@ -258,6 +258,8 @@ def test_sigkill_of_the_main_process_then_restart_loses_nothing(
         wait_for(lambda: lock_waiters(settings) == 2, 60, "two tasks in flight")
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
+        # Its children notice, and leave nothing behind: no orphans holding connections.
+        wait_for(lambda: first.group_alive() == [], 30, "the dead worker's processes to exit")
         wait_for(lambda: queue_counts(broker, settings.work_queue)[:3] == (4, 0, 0), 30,
                  "the broker to requeue all four")
         second = launch_worker(settings)

@@ -37,9 +37,9 @@ def test_a_short_soak_loses_nothing_and_doubles_nothing(settings: Settings,
     assert report["duplicated"]["total"] == 0
     assert report["faults"]["injected"] > 0
     assert set(report["faults"]["by_kind"]) == {"child-kill", "worker-kill"}
-    assert report["published"] == {
-        "good": 10, "duplicates": 2, "poison": 3, "total": 15, "confirmed": 15,
-        "resent_after_publish_error": []}
+    published = report["published"]
+    assert (published["good"], published["duplicates"], published["poison"]) == (10, 2, 3)
+    assert published["total"] == published["confirmed"] == 15
     assert report["processed"]["completed_exact"] == 10
     assert report["dead_lettered"]["poison_expected_reason"] == 3
     assert report["dead_lettered"]["total"] >= 3

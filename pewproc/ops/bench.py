@@ -169,6 +169,8 @@ def bench(settings: Settings, files: tuple[Path, ...], matches: int, players: in
         raise click.UsageError("nothing to measure: give FILES or --matches >= 1")
     suffix = uuid.uuid4().hex[:8]
     schema = bench_schema or f"pewproc_bench_{suffix}"
+    if not schema.isidentifier():
+        raise click.UsageError(f"--bench-schema must be an identifier: {schema!r}")
     if schema == settings.postgres_schema:
         raise click.UsageError(f"--bench-schema {schema} is POSTGRES_SCHEMA, the schema workers "
                                "use: the bench truncates its tables; name another")
@@ -372,10 +374,13 @@ def _timed_stages(processor: Any, file_path: str, match_id: str) -> dict[str, An
         marks.append((c, w))
         stage[0] = following
 
+    from pewproc.processing import garbage_collector_paused
+
     gc.callbacks.append(on_gc)
     try:
-        server_cpu = _stages_once(processor, settings, limits, file_path, match_id, lap,
-                                  w_start)
+        with garbage_collector_paused():  # as Processor.process runs
+            server_cpu = _stages_once(processor, settings, limits, file_path, match_id, lap,
+                                      w_start)
     finally:
         gc.callbacks.remove(on_gc)
     cpu["total"] = time.process_time() - c_start
@@ -586,7 +591,7 @@ class Bench:
     def __init__(self, settings: Settings, config: Config) -> None:
         self.config = config
         self.errors: list[str] = []
-        self.root = Path(tempfile.mkdtemp(prefix="corpus-", dir=_mkdir(config.out_dir)))
+        self.root = Path(tempfile.mkdtemp(prefix="corpus-", dir=_mkdir(config.out_dir))).resolve()
         self.settings = settings.replace(
             environment=f"bench-{config.suffix}", postgres_schema=config.schema,
             telemetry_root=str(self.root), match_kinds="*", log_format="json",

@@ -851,12 +851,17 @@ class Soak:
         return result
 
     def _timeout_target(self) -> str | None:
-        """A good match published but not yet completed, else the next one to be published."""
+        """The next good match to be published (its task is sure to come and block), else one
+        published but not completed yet; None if every match is done."""
         import psycopg
 
         with self._published_lock:
+            upcoming = [m.match_id for m in self.messages
+                        if m.kind == "good" and m.key not in self.published]
             published = {m.match_id for m in self.messages
                          if m.kind == "good" and m.key in self.published}
+        if upcoming:
+            return upcoming[0]
         try:
             with psycopg.connect(self.settings.conninfo, autocommit=True,
                                  connect_timeout=5) as conn:
@@ -864,12 +869,8 @@ class Soak:
                     "SELECT match_id FROM matches WHERE status = 'completed'")}
         except psycopg.Error:
             return None
-        waiting = sorted(published - done)
-        if waiting:
-            return self.rng.choice(waiting)
-        upcoming = [m.match_id for m in self.messages
-                    if m.kind == "good" and m.key not in self.published]
-        return upcoming[0] if upcoming else None
+        waiting = sorted(m for m in published - done if m is not None)
+        return self.rng.choice(waiting) if waiting else None
 
     def _hold_lock(self, match_id: str, event: dict[str, Any]) -> None:
         """Hold the match's write lock until a task waits on it, then past TASK_TIMEOUT."""
@@ -897,10 +898,10 @@ class Soak:
                         break
                     if self._stop.wait(0.1):
                         break
+                event["task_blocked"] = waiter_seen is not None
                 if waiter_seen is not None:
                     event["waited_s"] = round(waiter_seen - t0, 1)
                     time.sleep(TASK_TIMEOUT + 2.0)  # past the limit: the task must be timed out
-                event["task_blocked"] = waiter_seen is not None
                 holder.rollback()
         except psycopg.Error as exc:  # a database restart ends the hold early
             event["error"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
@@ -1048,8 +1049,10 @@ class Soak:
         retries = Counter(str(r.get("reason")) for r in outcomes if r["action"] == "retry")
         worker_dead_letters = Counter(str(r.get("reason")) for r in outcomes
                                       if r["action"] == "dead_letter")
-        faults = Counter(f["kind"] for f in self.faults if "error" not in f)
-        failed_faults = [f for f in self.faults if "error" in f]
+        # A lock hold ended by a database restart still counts if it blocked its task.
+        struck = [f for f in self.faults if "error" not in f or f.get("task_blocked")]
+        faults = Counter(f["kind"] for f in struck)
+        failed_faults = [f for f in self.faults if f not in struck]
         left = {q: v for q, v in depths.items() if q != self.settings.dead_letter_queue}
         return {
             "published": {
@@ -1059,6 +1062,9 @@ class Soak:
                 "total": len(self.messages),
                 "confirmed": len(self.published),
                 "resent_after_publish_error": self.resends,
+                "duplicated_match_ids": sorted({m.match_id for m in self.messages
+                                                if m.kind == "duplicate" and m.match_id}),
+                "poison_kinds": {m.key: m.expected_reason for m in poison},
             },
             "processed": {
                 "completed_exact": len(completed),
@@ -1093,7 +1099,8 @@ class Soak:
                 "injected": sum(faults.values()),
                 "by_kind": {k: faults.get(k, 0) for k in self.config.faults},
                 "skipped": self.skipped_faults,
-                "failed": failed_faults,
+                "failed": [{k: v for k, v in f.items() if not k.startswith("_")}
+                           for f in failed_faults],
                 "timeouts_that_blocked_a_task": sum(
                     bool(f.get("task_blocked")) for f in self.faults if f["kind"] == "timeout"),
                 "events": [{k: v for k, v in f.items() if not k.startswith("_")}
@@ -1187,6 +1194,7 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
         "queues_empty_after_stop": report["left_in_queues"] == 0,
         "workers_exit_0_on_sigterm": bool(exits) and all(code == 0 for code in exits),
         "nothing_left_running_after_sigterm": not report["workers"]["left_after_final_stop"],
+        "no_worker_exited_by_itself": not report["workers"]["unexpected_exits"],
         "drained_in_time": not report["drain"]["timed_out"],
     }
 
@@ -1224,6 +1232,9 @@ def render_table(report: dict[str, Any]) -> str:
         ("worker starts", workers["starts"],
          f"exit codes on SIGTERM: {workers['term_exit_codes']} in the window, "
          f"{workers.get('final_exit_codes')} at the end"),
+        ("  workers that exited by themselves", len(workers["unexpected_exits"]),
+         "; ".join(f"{u['worker']} exit {u['exit_code']} at {u['at_s']} s"
+                   for u in workers["unexpected_exits"])[:200]),
         ("  worker SIGKILLs leaving orphans", workers["kills_leaving_orphans"],
          f"of {faults['by_kind'].get('worker-kill', 0)}: processes of the killed worker's group "
          f"alive {ORPHAN_GRACE:g} s later"),

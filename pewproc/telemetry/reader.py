@@ -100,16 +100,23 @@ def decompress(raw: bytes, max_bytes: int) -> bytes:
 
 
 def _gunzip_capped(data: bytes, max_bytes: int) -> bytes:
-    """Decompress every gzip member of `data`, never holding more than `max_bytes` + 1 of output."""
-    out = bytearray()
+    """Decompress every gzip member of `data`, never holding more than `max_bytes` + 1 of output.
+
+    A file is almost always one member, whose output is returned as it came: no copy of tens of
+    megabytes for nothing.
+    """
+    members: list[bytes] = []
+    size = 0
     remaining = data
     while remaining:
         inflater = zlib.decompressobj(wbits=31)
         try:
-            out += inflater.decompress(remaining, max_bytes + 1 - len(out))
+            member = inflater.decompress(remaining, max_bytes + 1 - size)
         except zlib.error as exc:
             raise TelemetryError(f"corrupt gzip data: {exc}", "corrupt_gzip") from None
-        if len(out) > max_bytes:
+        members.append(member)
+        size += len(member)
+        if size > max_bytes:
             raise TelemetryError(
                 f"telemetry decompresses to more than MAX_JSON_BYTES={max_bytes}",
                 "json_too_large",
@@ -119,7 +126,7 @@ def _gunzip_capped(data: bytes, max_bytes: int) -> bytes:
         remaining = inflater.unused_data
         if remaining and not remaining.startswith(GZIP_MAGIC):
             break  # trailing padding after the last member
-    return bytes(out)
+    return members[0] if len(members) == 1 else b"".join(members)
 
 
 def parse_events(data: bytes, max_events: int) -> list[dict[str, Any]]:
