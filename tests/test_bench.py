@@ -101,7 +101,7 @@ def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_pa
         assert_positive(report["dispatch"]["modes"][name], DISPATCH_FIGURES, f"{name} tiny")
     assert report["throughput"]["ratios_vs_sequential"]["1"] > 0
 
-    # And every target of issue 6 is reported; pool=2 was not run, so it is not measured
+    # And every performance target is reported; pool=2 was not run, so it is not measured
     targets = report["targets"]
     assert set(targets) == {t.key for t in TARGETS}
     for key in ("cpu_vs_floor", "extract_vs_parse", "rss_vs_parse_only"):

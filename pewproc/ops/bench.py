@@ -1,4 +1,4 @@
-"""`pewproc bench`: issue 6's benchmark, from a generated corpus to a table, bench.json and a chart.
+"""`pewproc bench`: the end-to-end benchmark, from a generated corpus to a table, a JSON, a chart.
 
 Four kinds of figure, each measured on the same files in the same run:
 
@@ -17,8 +17,7 @@ Four kinds of figure, each measured on the same files in the same run:
 Everything it creates is its own: queues under `ENVIRONMENT=bench-<random>`, a schema of its own
 (dropped at the end unless kept), a corpus under a temporary folder inside --out.
 
-`bench` gets every setting as an option from `pewproc.ops.cli.settings_options`, added when the
-command is first parsed, so that `pewproc.ops.cli` may import this module at its top.
+`bench` takes every setting as an option (`pewproc.ops.options`), like every command.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from typing import Any
 import click
 import orjson
 
+from pewproc.ops.options import settings_options
 from pewproc.settings import Settings
 
 STAGES = ("read", "decompress", "parse", "extract", "write")
@@ -87,25 +87,6 @@ class BenchError(click.ClickException):
 # --- The command -----------------------------------------------------------------------------
 
 
-class _SettingsCommand(click.Command):
-    """A command whose settings options are added on first use, importing the CLI only then."""
-
-    _settings_added = False
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not self._settings_added:
-            from pewproc.ops.cli import settings_options
-
-            assert self.callback is not None
-            wrapped = settings_options(self.callback)
-            added = wrapped.__dict__.pop("__click_params__")
-            self.callback.__dict__.pop("__click_params__", None)
-            self.params.extend(reversed(added))
-            self.callback = wrapped
-            self._settings_added = True
-        return super().get_params(ctx)
-
-
 def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
     try:
         sizes = tuple(dict.fromkeys(int(p) for p in value.split(",") if p.strip()))
@@ -116,7 +97,7 @@ def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     return sizes
 
 
-@click.command("bench", cls=_SettingsCommand)
+@click.command("bench")
 @click.argument("files", nargs=-1,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--matches", default=10, show_default=True,
@@ -151,12 +132,13 @@ def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--keep-corpus", is_flag=True, help="Keep the generated corpus under --out.")
 @click.option("--timeout", default=600.0, show_default=True,
               help="Longest wait for one batch of messages to be settled, seconds.")
+@settings_options
 def bench(settings: Settings, files: tuple[Path, ...], matches: int, players: int,
           team_size: int, duration: float, seed: int, pool_sizes: tuple[int, ...], repeats: int,
           warmup: int, tiny_matches: int, floor_runs: int, stage_runs: int, stage_files: int,
           e2e: bool, out_dir: Path, bench_schema: str, keep_schema: bool, keep_corpus: bool,
           timeout: float) -> None:
-    """Benchmark processing (issue 6): floor, per-stage CPU, memory, end-to-end throughput.
+    """Benchmark processing: floor, per-stage CPU, memory, end-to-end throughput.
 
     Writes OUT/bench.json (every figure), OUT/bench.png (with matplotlib, the `bench` extra) and
     prints a table. Needs RabbitMQ and PostgreSQL as configured by the settings below; touches

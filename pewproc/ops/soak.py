@@ -19,8 +19,7 @@ The run, all of it on queues and a schema of its own (`ENVIRONMENT=soak-<random>
    doubled. The table is printed and OUT/soak.json holds everything; the exit status is 0 only if
    every check passed.
 
-`soak` gets every setting as an option from `pewproc.ops.cli.settings_options`, added when the
-command is first parsed, so that `pewproc.ops.cli` may import this module at its top.
+`soak` takes every setting as an option (`pewproc.ops.options`), like every command.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from typing import Any
 import click
 import orjson
 
+from pewproc.ops.options import settings_options
 from pewproc.settings import Settings
 
 FAULT_KINDS = ("child-kill", "worker-kill", "worker-term", "timeout", "broker-restart",
@@ -81,25 +81,6 @@ class SoakError(click.ClickException):
 # --- The command -----------------------------------------------------------------------------
 
 
-class _SettingsCommand(click.Command):
-    """A command whose settings options are added on first use, importing the CLI only then."""
-
-    _settings_added = False
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not self._settings_added:
-            from pewproc.ops.cli import settings_options
-
-            assert self.callback is not None
-            wrapped = settings_options(self.callback)
-            added = wrapped.__dict__.pop("__click_params__")
-            self.callback.__dict__.pop("__click_params__", None)
-            self.params.extend(reversed(added))
-            self.callback = wrapped
-            self._settings_added = True
-        return super().get_params(ctx)
-
-
 def _interval(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
     try:
         parts = [float(p) for p in value.split("-")]
@@ -120,7 +101,7 @@ def _fault_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     return kinds
 
 
-@click.command("soak", cls=_SettingsCommand)
+@click.command("soak")
 @click.option("--matches", default=300, show_default=True, help="Good matches to publish.")
 @click.option("--poison", default=20, show_default=True,
               help="Poison messages (bad JSON, missing field, missing file, truncated gzip, "
@@ -151,6 +132,7 @@ def _fault_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               type=click.Path(file_okay=False, path_type=Path),
               help="Work folder: corpus, worker logs, and soak.json.")
 @click.option("--keep", is_flag=True, help="Keep the soak schema and the corpus.")
+@settings_options
 def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_count: int,
          duration: float, seed: int, players: int,
          fault_interval: tuple[float, float], fault_kinds: tuple[str, ...],

@@ -64,7 +64,7 @@ class MatchContext:
     players: dict[str, Player] = field(default_factory=dict)  # filled during the pass
 
     def is_tracked(self, account_id: str | None) -> bool:
-        if not account_id or is_bot(account_id):
+        if not account_id or account_id.startswith("ai."):  # is_bot, inlined: a hot path
             return False
         return self.tracked is None or account_id in self.tracked
 
@@ -107,22 +107,29 @@ def is_bot(account_id: str | None) -> bool:
     return bool(account_id) and account_id.startswith("ai.")  # type: ignore[union-attr]
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_time(value: str | None) -> datetime | None:
     """`_D` timestamps: 3 to 7 fractional digits, `Z` or `+00:00`; None when absent or garbled."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        return _fromisoformat(value)
     except (ValueError, TypeError):
         return None
 
 
 def phase(event: Event) -> float | None:
+    """`common.isGame` as a float. Called for most events: a float is returned as it is before
+    the general test (isinstance of a union costs more than the rest of the function)."""
     common = event.get("common")
     if not common:
         return None
     value = common.get("isGame")
-    return float(value) if isinstance(value, int | float) else None
+    if value.__class__ is float:
+        return value  # type: ignore[no-any-return]
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def location_m(obj: Event | None) -> tuple[float | None, float | None, float | None]:

@@ -4,11 +4,11 @@ Each run parses the decompressed file (orjson.loads) and extracts from the event
 as the worker does, so both see the same machine and the same caches. Totals are CPU time
 (time.process_time: the machine is shared, wall time is not ours) and medians over the runs.
 
-The per-collector split comes from a copy of extract's dispatch loop that times every handler
-call and every `finish` with perf_counter (process_time costs ~0.6 us a call, more than most
-handlers), less the timer's own cost; each figure is the median over the runs. What the split
-does not cover (the dispatch loop itself, the game-event count, collections) is shown as
-"dispatch + rest": the plain `extract()` total less the split's sum.
+The per-collector split runs each collector alone over the parsed events, also in CPU time
+(timing each handler call instead would cost more than most handlers: process_time takes
+~0.6 us), less the same loop without handlers. What no collector accounts for (extract's
+dispatch loop and game-event count) is the `extract()` total less the split's sum, which cache
+effects can shrink below nothing (see `split`).
 
 Without FILE it reads the real match beside the repository (PEWPROC_SHARED_DIR, as the tests
 do); with `--synth SEED` it generates a full-size match instead.
@@ -32,34 +32,51 @@ from pewproc.telemetry.synth import KILL_LAYOUTS, generate_match
 from tests.conftest import REAL_MATCH_NAME, SHARED_DIR
 
 
+def _alone(cls: type, events: list[dict], ctx: MatchContext) -> float:
+    """CPU seconds of one pass calling only `cls`'s handlers, then its finish and summary."""
+    clock = time.process_time
+    before = clock()
+    collector = cls(ctx)
+    route = collector.handlers().get
+    for event in events:
+        handler = route(event.get("_T"))  # type: ignore[arg-type]
+        if handler is not None:
+            handler(event)
+    collector.finish()
+    collector.summary()
+    return clock() - before
+
+
+def _bare(events: list[dict]) -> float:
+    """CPU seconds of the same loop with no handlers: what `_alone` subtracts."""
+    clock = time.process_time
+    before = clock()
+    route: dict[str, object] = {}
+    for event in events:
+        handler = route.get(event.get("_T"))  # type: ignore[arg-type]
+        if handler is not None:
+            pass
+    return clock() - before
+
+
 def split(events: list[dict], runs: int, tracked: frozenset[str] | None) -> dict[str, float]:
-    """Median seconds each collector spends in its handlers and its finish."""
-    clock = time.perf_counter
-    start = clock()
-    for _ in range(10_000):
-        clock()
-    tick = (clock() - start) / 10_000
+    """Median CPU seconds of each collector run alone over the events, less the bare loop.
+
+    Collectors other than MatchSummary see the roster a full pass leaves in the context, as
+    their `finish` would. Alone, a collector pays every cache miss of the events it reads, which
+    in `extract()` the first collector to read an event pays for all: the figures add up to a
+    little more than the total.
+    """
+    roster = MatchContext("bench", tracked)
+    extract(events, roster)
     spent: dict[str, list[float]] = defaultdict(list)
     for _ in range(runs):
-        ctx = MatchContext("bench", tracked)
-        collectors = [cls(ctx) for cls in COLLECTORS]
-        dispatch = defaultdict(list)
-        for collector in collectors:
-            for event_type, handler in collector.handlers().items():
-                dispatch[event_type].append((type(collector).__name__, handler))
-        this_run: dict[str, float] = dict.fromkeys((c.__name__ for c in COLLECTORS), 0.0)
-        for event in events:
-            for name, handler in dispatch.get(event.get("_T"), ()):  # type: ignore[arg-type]
-                before = clock()
-                handler(event)
-                this_run[name] += clock() - before - tick
-        for collector in collectors:
-            before = clock()
-            collector.finish()
-            collector.summary()
-            this_run[type(collector).__name__] += clock() - before
-        for name, seconds in this_run.items():
-            spent[name].append(seconds)
+        bare = _bare(events)
+        for cls in COLLECTORS:
+            ctx = MatchContext("bench", tracked)
+            if cls.__name__ != "MatchSummary":
+                ctx.players = dict(roster.players)
+            spent[cls.__name__].append(_alone(cls, events, ctx) - bare)
     return {name: statistics.median(s) for name, s in spent.items()}
 
 
@@ -102,9 +119,11 @@ def main() -> None:
     if args.no_split:
         return
     by_collector = split(events, args.runs, tracked)
-    by_collector["dispatch + rest"] = max(0.0, x - sum(by_collector.values()))
     for name, seconds in sorted(by_collector.items(), key=lambda kv: -kv[1]):
         print(f"  {name:16s}{seconds * 1e3:8.2f} ms   {seconds / p:.3f}x")
+    alone = sum(by_collector.values())
+    print(f"  {'(sum alone)':16s}{alone * 1e3:8.2f} ms   {alone / p:.3f}x;"
+          f" extract() less that: {(x - alone) * 1e3:.2f} ms (dispatch, count; shared misses)")
 
 
 if __name__ == "__main__":

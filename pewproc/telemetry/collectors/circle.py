@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from math import hypot
 
-from pewproc.telemetry.collectors.common import body
+from pewproc.telemetry.collectors.common import Tracked, body
 from pewproc.telemetry.model import (
     CM_PER_M,
     Collector,
@@ -90,22 +90,32 @@ class CirclePositions(Collector):
         super().__init__(ctx)
         self.zone = SafeZone()
         self.rows: list[Row] = []
+        self.tracked = Tracked(ctx)
 
     def handlers(self) -> dict[str, Handler]:
         return {"LogGameStatePeriodic": self.zone.update, "LogPlayerPosition": self.on_position}
 
     def on_position(self, event: Event) -> None:
+        # Once per position sample (a fifth of a match), so the circle is measured here inline,
+        # not through SafeZone.measure, and the row is one flat tuple of locals.
         at_phase = phase(event)
         character = event.get("character")
         if not at_phase or at_phase <= 0 or not character:
             return
-        who = body(character)
-        if who is None or not self.ctx.is_tracked(who[0]):
+        if not self.tracked[character.get("accountId")]:
             return
-        account_id, team_id, x, y, z = who
-        measured = self.zone.measure(x, y)
-        to_centre, to_edge = measured if measured else (None, None)
+        account_id, team_id, x, y, z = body(character)  # type: ignore[misc]
+        zone_x, zone_y, radius = self.zone.current or _NO_CIRCLE
+        if zone_x is None or x is None or y is None:
+            to_centre = to_edge = outside = None
+        else:
+            to_centre = hypot(x - zone_x, y - zone_y)
+            to_edge = radius - to_centre
+            outside = to_edge < 0
+        next_x, next_y, next_radius = self.zone.next or _NO_CIRCLE
         elapsed = event.get("elapsedTime")
+        if elapsed.__class__ is not float and elapsed.__class__ is not int:
+            elapsed = elapsed if isinstance(elapsed, (int, float)) else None
         self.rows.append(
             (
                 self.ctx.match_id,
@@ -113,15 +123,19 @@ class CirclePositions(Collector):
                 team_id,
                 parse_time(event.get("_D")),
                 at_phase,
-                elapsed if isinstance(elapsed, int | float) else None,
+                elapsed,
                 x,
                 y,
                 z,
-                *(self.zone.current or _NO_CIRCLE),
+                zone_x,
+                zone_y,
+                radius,
                 to_centre,
                 to_edge,
-                to_edge < 0 if to_edge is not None else None,
-                *(self.zone.next or _NO_CIRCLE),
+                outside,
+                next_x,
+                next_y,
+                next_radius,
             )
         )
 

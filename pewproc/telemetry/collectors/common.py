@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pewproc.telemetry.model import CM_PER_M, Event, Player
+from pewproc.telemetry.model import CM_PER_M, Event, MatchContext, Player
 
 
 def actor(character: Event | None) -> tuple[str, int | None] | None:
@@ -28,7 +28,23 @@ def in_game(event: Event) -> bool:
     if not common:
         return False
     value = common.get("isGame")
-    return isinstance(value, int | float) and value > 0
+    if value.__class__ is float or value.__class__ is int:  # isinstance of a union is slow
+        return value > 0  # type: ignore[no-any-return]
+    return isinstance(value, (int, float)) and value > 0
+
+
+class Tracked(dict[Any, bool]):
+    """account id -> `ctx.is_tracked(account id)`, each answered once: a hit asks twice."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: MatchContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def __missing__(self, account_id: Any) -> bool:
+        tracked = self[account_id] = self.ctx.is_tracked(account_id)
+        return tracked
 
 
 def is_enemy(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -52,6 +68,12 @@ def body(character: Event | None) -> Body | None:
     account_id = character.get("accountId") if character else None
     if not account_id:
         return None
+    try:  # a complete location, as nearly all are: subscripts, no None tests
+        loc = character["location"]  # type: ignore[index]
+        return (account_id, character.get("teamId"),  # type: ignore[union-attr]
+                loc["x"] / CM_PER_M, loc["y"] / CM_PER_M, loc["z"] / CM_PER_M)
+    except (KeyError, TypeError):
+        pass
     loc = character.get("location")  # type: ignore[union-attr]
     x, y, z = (loc.get("x"), loc.get("y"), loc.get("z")) if loc else (None, None, None)
     return (

@@ -7,7 +7,7 @@ PUBG gives no distance for plain hits; the positions of both sides are here inst
 
 from __future__ import annotations
 
-from pewproc.telemetry.collectors.common import body, is_teammate
+from pewproc.telemetry.collectors.common import Tracked, body
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -52,35 +52,41 @@ class DamageEvents(Collector):
     def __init__(self, ctx: MatchContext) -> None:
         super().__init__(ctx)
         self.rows: list[Row] = []
+        self.tracked = Tracked(ctx)
 
     def handlers(self) -> dict[str, Handler]:
         return {"LogPlayerTakeDamage": self.on_damage}
 
     def on_damage(self, event: Event) -> None:
-        get = event.get  # the hottest handler: a hit is a quarter of a match
-        victim_c = get("victim")
-        attacker, victim = body(get("attacker")), body(victim_c)
-        is_tracked = self.ctx.is_tracked
+        # The hottest handler (a hit is a quarter of a match): who is tracked is asked of the raw
+        # account ids before anything is decoded, and the row is one flat tuple of locals.
+        get = event.get
+        attacker_c, victim_c = get("attacker"), get("victim")
+        tracked = self.tracked
         if not (
-            (victim is not None and is_tracked(victim[0]))
-            or (attacker is not None and is_tracked(attacker[0]))
+            tracked[victim_c.get("accountId") if victim_c else None]
+            or tracked[attacker_c.get("accountId") if attacker_c else None]
         ):
             return
+        a_id, a_team, a_x, a_y, a_z = body(attacker_c) or _NOBODY
+        v_id, v_team, v_x, v_y, v_z = body(victim_c) or _NOBODY
         self.rows.append(
             (
                 self.ctx.match_id,
                 parse_time(get("_D")),
                 phase(event),
                 get("attackId"),
-                *(attacker or _NOBODY),
-                *(victim or _NOBODY),
+                a_id, a_team, a_x, a_y, a_z,
+                v_id, v_team, v_x, v_y, v_z,
                 victim_c.get("health") if victim_c else None,
                 get("damage"),
                 text(get("damageReason")),
                 text(get("damageTypeCategory")),
                 text(get("damageCauserName")),
                 get("isThroughPenetrableWall"),
-                attacker is not None and victim is not None and is_teammate(attacker, victim),
+                # is_teammate of the two, both present (a Body always has an account id)
+                a_id is not None and v_id is not None and a_id != v_id
+                and a_team is not None and a_team == v_team,
             )
         )
 

@@ -134,10 +134,13 @@ _OUTCOME_COUNTER = {
 }
 
 
+_NO_MATES = (0, None, None, None, *(0 for _ in PROXIMITY_RADII_M))
+
+
 def proximity_cells(distances: list[float]) -> tuple[Any, ...]:
     """Known count, nearest, mean, population std and counts within each radius."""
     if not distances:
-        return (0, None, None, None, *(0 for _ in PROXIMITY_RADII_M))
+        return _NO_MATES
     n = len(distances)
     mean = sum(distances) / n
     var = sum((d - mean) ** 2 for d in distances) / n
@@ -217,7 +220,20 @@ class Knocks(Collector):
         }
 
     def on_position(self, event: Event) -> None:
-        self._see(event.get("character"), event.get("_D"))
+        # `_see` inlined, and subscripts for the usual complete character: once per sample.
+        character = event.get("character")
+        try:
+            account_id, loc = character["accountId"], character["location"]  # type: ignore[index]
+            x, y = loc["x"] / CM_PER_M, loc["y"] / CM_PER_M
+            team_id = character["teamId"]  # type: ignore[index]
+        except (KeyError, TypeError):
+            self._see(character, event.get("_D"))
+            return
+        if account_id:
+            team = self.seen.get(team_id)
+            if team is None:
+                team = self.seen[team_id] = {}
+            team[account_id] = (x, y, event.get("_D"))
 
     def _see(self, character: Event | None, when: str | None) -> None:
         """Note where a player was; read raw, as this runs for every position sample."""

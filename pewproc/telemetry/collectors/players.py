@@ -13,6 +13,7 @@ weapon stats do. Both tables are built here because both read every hit once.
 from __future__ import annotations
 
 from collections import Counter
+from math import hypot
 from typing import Any
 
 from pewproc.telemetry.collectors.circle import SafeZone
@@ -83,24 +84,25 @@ WEAPON_STATS = table(
 _DAMAGE, _HITS, _KNOCKS, _KILLS = range(4)  # positions in a weapon's figures
 
 
-def damage_source(category: str | None, attacker: tuple[str, int | None] | None,
-                  victim: tuple[str, int | None]) -> str:
-    """Which of DAMAGE_SOURCES a hit taken by `victim` came from. Bleed-out is "other"."""
+def damage_source(category: str | None, attacker_id: str | None, attacker_team: int | None,
+                  victim_id: str, victim_team: int | None) -> str:
+    """Which of DAMAGE_SOURCES a hit taken by the victim came from (no attacker id: none).
+    Bleed-out is "other"."""
     if category == "Damage_BlueZone":
         return "bluezone"
     if category == "Damage_Instant_Fall":
         return "fall"
-    if category == "Damage_Groggy" or attacker is None:
+    if category == "Damage_Groggy" or not attacker_id:
         return "other"
-    if attacker[0] == victim[0] or (attacker[1] is not None and attacker[1] == victim[1]):
+    if attacker_id == victim_id or (attacker_team is not None and attacker_team == victim_team):
         return "self_team"
     return "players"
 
 
 class _Player:
     __slots__ = ("assists", "boosts", "damage_dealt", "heals", "kills", "killsteals", "knocks",
-                 "last_sample", "max_centre", "min_edge", "outside_s", "samples", "sum_centre",
-                 "sum_edge", "taken", "team_kills", "throwable_damage", "weapons")
+                 "last_elapsed", "last_outside", "max_centre", "min_edge", "outside_s", "samples",
+                 "sum_centre", "sum_edge", "taken", "team_kills", "throwable_damage", "weapons")
 
     def __init__(self) -> None:
         self.kills = self.team_kills = self.knocks = self.assists = self.killsteals = 0
@@ -111,7 +113,8 @@ class _Player:
         self.sum_centre = self.sum_edge = self.outside_s = 0.0
         self.max_centre: float | None = None
         self.min_edge: float | None = None
-        self.last_sample: tuple[float, bool] | None = None  # (elapsed s, was outside)
+        self.last_elapsed: Any = None  # of the latest sample with an elapsed time, in s
+        self.last_outside = False  # ... and whether it was outside the circle
 
     def weapon(self, category: str) -> list[Any]:
         figures = self.weapons.get(category)
@@ -127,13 +130,14 @@ class _Player:
             self.max_centre = to_centre
         if self.min_edge is None or to_edge < self.min_edge:
             self.min_edge = to_edge
-        if not isinstance(elapsed, int | float):
+        if (elapsed.__class__ is not float and elapsed.__class__ is not int
+                and not isinstance(elapsed, (int, float))):
             return
-        if self.last_sample is not None and self.last_sample[1]:
-            gap = elapsed - self.last_sample[0]
+        if self.last_outside:
+            gap = elapsed - self.last_elapsed
             if gap > 0:
                 self.outside_s += min(gap, SAMPLE_GAP_CAP_S)
-        self.last_sample = (elapsed, to_edge < 0)
+        self.last_elapsed, self.last_outside = elapsed, to_edge < 0
 
     def circle_cells(self) -> tuple[Any, ...]:
         if not self.samples:
@@ -181,29 +185,39 @@ class PlayerStats(Collector):
         return player
 
     def on_damage(self, event: Event) -> None:
+        # Once per hit: the two sides are read as plain locals (no `actor` pairs), and a known
+        # player is found in the dict before `_player` is called.
         if not in_game(event):
             return
-        victim_c = event.get("victim")
-        victim = actor(victim_c)
-        if victim is None:
+        get = event.get
+        victim_c = get("victim")
+        victim_id = victim_c.get("accountId") if victim_c else None
+        if not victim_id:
             return
-        attacker_c = event.get("attacker")
-        attacker = actor(attacker_c)
-        damage = event.get("damage") or 0.0
-        category = event.get("damageTypeCategory")
-        if attacker is not None and is_enemy(attacker, victim):
-            dealer = self._player(attacker[0], attacker_c)
+        victim_team = victim_c.get("teamId")  # type: ignore[union-attr]
+        attacker_c = get("attacker")
+        attacker_id = attacker_c.get("accountId") if attacker_c else None
+        attacker_team = attacker_c.get("teamId") if attacker_id else None  # type: ignore[union-attr]
+        damage = get("damage") or 0.0
+        category = get("damageTypeCategory")
+        players = self.players
+        if (  # is_enemy
+            attacker_id and attacker_id != victim_id and attacker_team is not None
+            and victim_team is not None and attacker_team != victim_team
+        ):
+            dealer = players.get(attacker_id) or self._player(attacker_id, attacker_c)
             if dealer is not None:
-                weapon = weapon_category(event.get("damageCauserName"), category)
+                weapon = weapon_category(get("damageCauserName"), category)
                 figures = dealer.weapon(weapon)
                 figures[_DAMAGE] += damage
                 figures[_HITS] += 1
                 dealer.damage_dealt += damage
                 if weapon == "throwable":
                     dealer.throwable_damage += damage
-        taker = self._player(victim[0], victim_c)
+        taker = players.get(victim_id) or self._player(victim_id, victim_c)
         if taker is not None:
-            taker.taken[damage_source(category, attacker, victim)] += damage
+            source = damage_source(category, attacker_id, attacker_team, victim_id, victim_team)
+            taker.taken[source] += damage
 
     def on_knock(self, event: Event) -> None:
         attacker_c = event.get("attacker")
@@ -296,17 +310,20 @@ class PlayerStats(Collector):
             self._throw(event, self.thrown_attacks)
 
     def on_position(self, event: Event) -> None:
-        if self.zone.current is None or not in_game(event):
+        # Once per position sample: the circle is measured inline (SafeZone.measure's sums).
+        circle = self.zone.current
+        if circle is None or not in_game(event):
             return
         character = event.get("character")
         loc = character.get("location") if character else None
         if not loc:
             return
-        player = self._player(character.get("accountId"), character)  # type: ignore[union-attr]
+        account_id = character.get("accountId")  # type: ignore[union-attr]
+        player = self.players.get(account_id) or self._player(account_id, character)
         x, y = loc.get("x"), loc.get("y")
         if player is not None and x is not None and y is not None:
-            to_centre, to_edge = self.zone.measure(x / CM_PER_M, y / CM_PER_M)  # type: ignore[misc]
-            player.sample(event.get("elapsedTime"), to_centre, to_edge)
+            to_centre = hypot(x / CM_PER_M - circle[0], y / CM_PER_M - circle[1])
+            player.sample(event.get("elapsedTime"), to_centre, circle[2] - to_centre)
 
     def on_end(self, event: Event) -> None:
         result = event.get("gameResultOnFinished") or {}
