@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import pika
 import psycopg
 
@@ -23,6 +22,7 @@ from pewproc.broker.connection import connect
 from pewproc.broker.publisher import ConfirmingPublisher
 from pewproc.broker.topology import declare_topology
 from pewproc.message import MatchMessage
+from pewproc.ops.jsonlog import JsonLog
 from pewproc.settings import Settings
 from pewproc.storage.writer import _LOCK_SEED
 from pewproc.telemetry.synth import generate_match, write_match
@@ -137,6 +137,7 @@ class RunningWorker:
     def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.process = process
         self.log_path = log_path
+        self._log = JsonLog(log_path)
 
     @classmethod
     def start(cls, settings: Settings, log_path: Path, args: tuple[str, ...],
@@ -150,13 +151,8 @@ class RunningWorker:
         return cls(process, log_path)
 
     def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_bytes().splitlines():
-            with contextlib.suppress(orjson.JSONDecodeError):
-                record = orjson.loads(line)
-                if isinstance(record, dict):
-                    records.append(record)
-        return records
+        self._log.poll()
+        return list(self._log.records)
 
     def outcomes(self) -> list[dict[str, Any]]:
         """The per-match log records, one per settled delivery."""

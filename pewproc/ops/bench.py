@@ -48,6 +48,7 @@ from typing import Any
 import click
 import orjson
 
+from pewproc.ops.jsonlog import JsonLog
 from pewproc.ops.options import settings_options
 from pewproc.settings import Settings
 
@@ -449,27 +450,16 @@ class WorkerProcess:
                 env={**os.environ, **settings.to_env()}, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._offset = 0
-        self._partial = b""
-        self.records: list[dict[str, Any]] = []
+        self.log = JsonLog(log_path)
 
-    def poll_log(self) -> None:
-        with self.log_path.open("rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-        self._offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                record = orjson.loads(line)
-                if isinstance(record, dict):
-                    self.records.append(record)
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.log.records
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            self.poll_log()
+            self.log.poll()
             if condition():
                 return
             if self.process.poll() is not None:

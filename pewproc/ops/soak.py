@@ -47,6 +47,7 @@ from typing import Any
 import click
 import orjson
 
+from pewproc.ops.jsonlog import JsonLog
 from pewproc.ops.options import settings_options
 from pewproc.settings import Settings
 
@@ -346,32 +347,6 @@ def schedule(messages: list[Message], duration: float) -> list[tuple[float, list
 # --- Worker processes ------------------------------------------------------------------------
 
 
-class LogReader:
-    """One worker log file read as it grows; keeps the JSON records."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.records: list[dict[str, Any]] = []
-        self._offset = 0
-        self._partial = b""
-
-    def poll(self) -> None:
-        try:
-            with self.path.open("rb") as log:
-                log.seek(self._offset)
-                chunk = log.read()
-        except FileNotFoundError:
-            return
-        self._offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                record = orjson.loads(line)
-                if isinstance(record, dict):
-                    self.records.append(record)
-
-
 class WorkerSlot:
     """One worker instance; a new process (and log file) each time it is (re)started."""
 
@@ -381,7 +356,7 @@ class WorkerSlot:
         self.settings = settings
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
-        self.logs: list[LogReader] = []
+        self.logs: list[JsonLog] = []
         self.state = "down"  # running | stopping | down
         self.started_at = 0.0
         self.stop_deadline = 0.0
@@ -395,7 +370,7 @@ class WorkerSlot:
                 env={**os.environ, **self.settings.to_env()}, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        self.logs.append(LogReader(path))
+        self.logs.append(JsonLog(path))
         self.state = "running"
         self.started_at = time.monotonic()
 
