@@ -1,7 +1,7 @@
 """A short soak: the real command, its workers and its faults, against the test broker and database.
 
 The full soak (hundreds of matches, minutes of faults, broker and database restarts) is run by
-hand: see docs/soak.md.
+hand: see docs/reliability.md, "Soak run".
 """
 
 from __future__ import annotations
