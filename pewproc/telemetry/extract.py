@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pewproc.telemetry.collectors import COLLECTORS
+from pewproc.telemetry.collectors.common import DECODERS
 from pewproc.telemetry.model import Event, Handler, MatchContext, Row, Table
 
 
@@ -33,21 +34,29 @@ def output_tables() -> tuple[Table, ...]:
 
 def extract(events: list[Event], ctx: MatchContext) -> Extraction:
     collectors = [cls(ctx) for cls in COLLECTORS]
-    dispatch: dict[str, list[Handler]] = defaultdict(list)
+    handlers_of: dict[str, list[Handler]] = defaultdict(list)
     for collector in collectors:
         for event_type, handler in collector.handlers().items():
-            dispatch[event_type].append(handler)
+            handlers_of[event_type].append(handler)
+    # event type -> (its decoder or None, its handlers): see collectors.common.DECODERS
+    dispatch = {t: (DECODERS.get(t), handlers) for t, handlers in handlers_of.items()}
 
     route = dispatch.get
     game_events = 0
     for event in events:
-        handlers = route(event.get("_T"))  # type: ignore[arg-type]
-        if handlers is not None:
+        entry = route(event.get("_T"))  # type: ignore[arg-type]
+        if entry is not None:
+            decode, handlers = entry
+            decoded = event if decode is None else decode(event)
             for handler in handlers:
-                handler(event)
-        common = event.get("common")
-        if common is not None and (common.get("isGame") or 0) > 0:
-            game_events += 1
+                handler(decoded)
+        try:  # subscripts, for the usual event with a number there
+            if event["common"]["isGame"] > 0:
+                game_events += 1
+        except (KeyError, TypeError):  # none, null or odd: the general test (odd ones raise)
+            common = event.get("common")
+            if common is not None and (common.get("isGame") or 0) > 0:
+                game_events += 1
 
     summary: dict[str, Any] = {"event_count": len(events), "game_event_count": game_events}
     tables: dict[str, list[Row]] = {}

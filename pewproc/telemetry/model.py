@@ -13,7 +13,7 @@ from typing import Any
 
 Event = dict[str, Any]
 Row = tuple[Any, ...]
-Handler = Callable[[Event], None]
+Handler = Callable[[Any], None]  # an Event, or a decoded one (see Collector)
 
 CM_PER_M = 100.0
 
@@ -81,8 +81,10 @@ class MatchContext:
 class Collector:
     """Owns one or a few output tables. Sees only the event types it names, once each, in order.
 
-    `handlers` maps event types to bound methods; `finish` runs after the single pass and returns
-    the rows of each table it owns; `summary` adds fields to the match's own row.
+    `handlers` maps event types to bound methods, each called with the event (or, for the types
+    in `collectors.common.DECODERS`, with the event as decoded once for all: a Hit, a Sample);
+    `finish` runs after the single pass and returns the rows of each table it owns; `summary`
+    adds fields to the match's own row.
     """
 
     tables: tuple[Table, ...] = ()
@@ -172,6 +174,8 @@ def zones(character: Event | None) -> str | None:
 
 def text(value: Any) -> str | None:
     """Non-empty strings as they are; empty strings and PUBG's "None" placeholders become None."""
+    if value.__class__ is str:  # the usual case, tested first: three columns of every hit
+        return value if value and value != "None" else None
     if value is None or value == "" or value == "None":
         return None
     return str(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from math import hypot
 
-from pewproc.telemetry.collectors.common import Tracked, body
+from pewproc.telemetry.collectors.common import Sample, Tracked
 from pewproc.telemetry.model import (
     CM_PER_M,
     Collector,
@@ -18,7 +18,6 @@ from pewproc.telemetry.model import (
     MatchContext,
     Row,
     parse_time,
-    phase,
     table,
 )
 
@@ -57,7 +56,12 @@ def _circle(position: Event | None, radius: float | None) -> Circle | None:
 
 
 class SafeZone:
-    """The circles as of the latest LogGameStatePeriodic; each collector that measures keeps one."""
+    """The circles as of the latest LogGameStatePeriodic; each collector that measures keeps one.
+
+    A place is measured against `current` as (distance to its centre, radius less that distance:
+    the distance to the edge, negative outside), in metres; the collectors do it inline, once
+    per position sample.
+    """
 
     __slots__ = ("current", "next")
 
@@ -73,15 +77,6 @@ class SafeZone:
                 state.get("poisonGasWarningPosition"), state.get("poisonGasWarningRadius")
             )
 
-    def measure(self, x: float | None, y: float | None) -> tuple[float, float] | None:
-        """(distance to the current centre, distance to its edge; negative outside), metres;
-        None before the first circle."""
-        if self.current is None or x is None or y is None:
-            return None
-        cx, cy, radius = self.current
-        to_centre = hypot(x - cx, y - cy)
-        return to_centre, radius - to_centre
-
 
 class CirclePositions(Collector):
     tables = (CIRCLE_POSITIONS,)
@@ -95,16 +90,14 @@ class CirclePositions(Collector):
     def handlers(self) -> dict[str, Handler]:
         return {"LogGameStatePeriodic": self.zone.update, "LogPlayerPosition": self.on_position}
 
-    def on_position(self, event: Event) -> None:
-        # Once per position sample (a fifth of a match), so the circle is measured here inline,
-        # not through SafeZone.measure, and the row is one flat tuple of locals.
-        at_phase = phase(event)
-        character = event.get("character")
+    def on_position(self, sample: Sample) -> None:
+        # Once per position sample (a fifth of a match): the row is one flat tuple of locals.
+        event, at_phase, character, who = sample
         if not at_phase or at_phase <= 0 or not character:
             return
-        if not self.tracked[character.get("accountId")]:
+        if who is None or not self.tracked[who[0]]:
             return
-        account_id, team_id, x, y, z = body(character)  # type: ignore[misc]
+        account_id, team_id, x, y, z = who
         zone_x, zone_y, radius = self.zone.current or _NO_CIRCLE
         if zone_x is None or x is None or y is None:
             to_centre = to_edge = outside = None

@@ -7,15 +7,13 @@ PUBG gives no distance for plain hits; the positions of both sides are here inst
 
 from __future__ import annotations
 
-from pewproc.telemetry.collectors.common import Tracked, body
+from pewproc.telemetry.collectors.common import Hit, Tracked
 from pewproc.telemetry.model import (
     Collector,
-    Event,
     Handler,
     MatchContext,
     Row,
     parse_time,
-    phase,
     table,
     text,
 )
@@ -57,24 +55,23 @@ class DamageEvents(Collector):
     def handlers(self) -> dict[str, Handler]:
         return {"LogPlayerTakeDamage": self.on_damage}
 
-    def on_damage(self, event: Event) -> None:
-        # The hottest handler (a hit is a quarter of a match): who is tracked is asked of the raw
-        # account ids before anything is decoded, and the row is one flat tuple of locals.
-        get = event.get
-        attacker_c, victim_c = get("attacker"), get("victim")
+    def on_damage(self, hit: Hit) -> None:
+        # The hottest handler (a hit is a quarter of a match): the row is one flat tuple.
+        event, at_phase, _, victim_c, attacker, victim = hit
         tracked = self.tracked
         if not (
-            tracked[victim_c.get("accountId") if victim_c else None]
-            or tracked[attacker_c.get("accountId") if attacker_c else None]
+            (victim is not None and tracked[victim[0]])
+            or (attacker is not None and tracked[attacker[0]])
         ):
             return
-        a_id, a_team, a_x, a_y, a_z = body(attacker_c) or _NOBODY
-        v_id, v_team, v_x, v_y, v_z = body(victim_c) or _NOBODY
+        a_id, a_team, a_x, a_y, a_z = attacker or _NOBODY
+        v_id, v_team, v_x, v_y, v_z = victim or _NOBODY
+        get = event.get
         self.rows.append(
             (
                 self.ctx.match_id,
                 parse_time(get("_D")),
-                phase(event),
+                at_phase,
                 get("attackId"),
                 a_id, a_team, a_x, a_y, a_z,
                 v_id, v_team, v_x, v_y, v_z,

@@ -27,13 +27,13 @@ The algorithm (thresholds below, nowhere else):
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
+from itertools import chain
 from math import hypot
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from pewproc.telemetry.collectors.common import body, identity, is_enemy
+from pewproc.telemetry.collectors.common import Body, Hit, body, identity, is_enemy
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -101,6 +101,8 @@ class Interaction(NamedTuple):
 
 
 _by_time = attrgetter("t")
+_TEAMS = itemgetter(Interaction._fields.index("attacker_team"),
+                    Interaction._fields.index("victim_team"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -118,29 +120,19 @@ class _Fight:
         self.last_t = 0.0
         self.sum_x = self.sum_y = 0.0  # of the interactions' places: the centre is their mean
 
-    def distance_m(self, xy: tuple[float, float]) -> float:
-        """How far a place is from the fight's centre so far."""
-        n = len(self.interactions)
-        return hypot(self.sum_x / n - xy[0], self.sum_y / n - xy[1])
-
-    def add(self, item: Interaction) -> None:
-        self.interactions.append(item)
-        self.last_t = item.t
-        self.sum_x += item.xy[0]
-        self.sum_y += item.xy[1]
-
 
 def cluster(interactions: list[Interaction]) -> list[list[Interaction]]:
     """Interactions grouped by the sweep (step 2): groups by start, each in time order.
 
-    A team's live list is rebuilt only when one of its fights has gone stale, and distances are
-    `_Fight.distance_m` inlined: this loop runs once per interaction, over a few fights each.
+    This loop runs once per interaction over a few fights each, so an interaction is unpacked
+    once (a NamedTuple's attributes cost more) and a team's live list is rebuilt only when one
+    of its fights has gone stale.
     """
     fights: list[_Fight] = []
     live: dict[int, list[_Fight]] = {}  # team -> fights it took part in, pruned once stale
     for item in sorted(interactions, key=_by_time):
-        t, x, y = item.t, item.xy[0], item.xy[1]
-        teams = (item.attacker_team, item.victim_team)
+        t, _, _, _, _, attacker_team, _, victim_team, (x, y), _ = item
+        teams = (attacker_team, victim_team)
         nearest: _Fight | None = None
         nearest_m = FIGHT_LINK_M
         for team in teams:
@@ -159,7 +151,10 @@ def cluster(interactions: list[Interaction]) -> list[list[Interaction]]:
         if nearest is None:
             nearest = _Fight()
             fights.append(nearest)
-        nearest.add(item)
+        nearest.interactions.append(item)
+        nearest.last_t = t
+        nearest.sum_x += x
+        nearest.sum_y += y
         for team in teams:
             if nearest not in live[team]:
                 live[team].append(nearest)
@@ -168,17 +163,17 @@ def cluster(interactions: list[Interaction]) -> list[list[Interaction]]:
 
 def is_fight(interactions: list[Interaction]) -> bool:
     """Step 3: some two teams hit each other both ways."""
-    directed = {(i.attacker_team, i.victim_team) for i in interactions}
+    directed = set(map(_TEAMS, interactions))
     return any((b, a) in directed for a, b in directed)
 
 
 def team_outcomes(interactions: list[Interaction]) -> tuple[int | None, dict[int, str]]:
     """Step 4: the winner (or None) and each team's outcome."""
-    net = dict.fromkeys((t for i in interactions for t in (i.attacker_team, i.victim_team)), 0)
-    for i in interactions:
-        if i.kind == KILL:
-            net[i.attacker_team] += 1
-            net[i.victim_team] -= 1
+    net = dict.fromkeys(chain.from_iterable(map(_TEAMS, interactions)), 0)
+    for _, _, _, kind, _, attacker_team, _, victim_team, _, _ in interactions:
+        if kind == KILL:
+            net[attacker_team] += 1
+            net[victim_team] -= 1
     best = max(net.values())
     leaders = [t for t, v in net.items() if v == best]
     if best <= 0 or len(leaders) > 1:
@@ -201,13 +196,10 @@ class Fights(Collector):
             "LogPlayerKill": self.on_kill,
         }
 
-    def _note(self, event: Event, kind: str, attacker_c: Event | None, victim_c: Event | None,
-              damage: float) -> None:
-        # Cheapest test first: most of what reaches here is kept, but the phase costs least.
-        phase_ = phase(event)
+    def _note(self, event: Event, phase_: float | None, kind: str, attacker: Body | None,
+              victim: Body | None, damage: float) -> None:
         if (phase_ or 0) <= 0:
             return
-        attacker, victim = body(attacker_c), body(victim_c)
         if attacker is None or victim is None or not is_enemy(attacker, victim):
             return
         attacker_id, attacker_team, attacker_x, attacker_y, _ = attacker
@@ -225,18 +217,20 @@ class Fights(Collector):
             victim_team, (x, y), damage,
         )))
 
-    def on_damage(self, event: Event) -> None:
+    def on_damage(self, hit: Hit) -> None:
         # Most hits are bleed-outs (own team), blue zone (no attacker) or team damage: they go on
-        # the cheapest test, before anything is decoded.
-        attacker_c, victim_c = event.get("attacker"), event.get("victim")
-        if attacker_c and victim_c and attacker_c.get("teamId") != victim_c.get("teamId"):
-            self._note(event, HIT, attacker_c, victim_c, event.get("damage") or 0.0)
+        # the cheapest test.
+        event, at_phase, _, _, attacker, victim = hit
+        if attacker is not None and victim is not None and attacker[1] != victim[1]:
+            self._note(event, at_phase, HIT, attacker, victim, event.get("damage") or 0.0)
 
     def on_knock(self, event: Event) -> None:
-        self._note(event, KNOCK, event.get("attacker"), event.get("victim"), 0.0)
+        self._note(event, phase(event), KNOCK, body(event.get("attacker")),
+                   body(event.get("victim")), 0.0)
 
     def on_kill(self, event: Event) -> None:
-        self._note(event, KILL, event.get("killer"), event.get("victim"), 0.0)
+        self._note(event, phase(event), KILL, body(event.get("killer")), body(event.get("victim")),
+                   0.0)
 
     def finish(self) -> dict[str, list[Row]]:
         fights: list[Row] = []
@@ -244,11 +238,12 @@ class Fights(Collector):
         groups = [g for g in cluster(self.interactions) if is_fight(g)]
         for fight_id, group in enumerate(groups, start=1):
             winner, outcomes = team_outcomes(group)
-            people = _participants(group)
+            people, kinds = _participants(group)
             n = len(group)
-            cx = sum(i.xy[0] for i in group) / n
-            cy = sum(i.xy[1] for i in group) / n
-            kinds = Counter(i.kind for i in group)
+            xs = [i.xy[0] for i in group]
+            ys = [i.xy[1] for i in group]
+            cx = sum(xs) / n
+            cy = sum(ys) / n
             fights.append(
                 (
                     self.ctx.match_id,
@@ -259,14 +254,14 @@ class Fights(Collector):
                     group[0].phase,
                     cx,
                     cy,
-                    max(hypot(i.xy[0] - cx, i.xy[1] - cy) for i in group),
+                    max([hypot(x - cx, y - cy) for x, y in zip(xs, ys, strict=True)]),
                     len(outcomes),
                     len(people),
                     sum(1 for a in people if is_bot(a)),
                     kinds[HIT],
                     kinds[KNOCK],
                     kinds[KILL],
-                    float(sum(i.damage for i in group)),
+                    float(sum([i.damage for i in group])),
                     winner,
                 )
             )
@@ -288,20 +283,25 @@ class Fights(Collector):
         return {FIGHTS.name: fights, FIGHT_PARTICIPANTS.name: participants}
 
 
-def _participants(group: list[Interaction]) -> dict[str, list[Any]]:
-    """account -> [team, dealt, taken, hits, knocks, kills, died] within one fight."""
+_KIND_COLUMN = {HIT: 3, KNOCK: 4, KILL: 5}  # in a participant's figures
+
+
+def _participants(group: list[Interaction]) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """account -> [team, dealt, taken, hits, knocks, kills, died] within one fight; and how
+    many interactions of each kind it had."""
     people: dict[str, list[Any]] = {}
-    column = {HIT: 3, KNOCK: 4, KILL: 5}
-    for i in group:
-        attacker = people.get(i.attacker)
+    kinds = dict.fromkeys(_KIND_COLUMN, 0)
+    for _, _, _, kind, attacker_id, attacker_team, victim_id, victim_team, _, damage in group:
+        attacker = people.get(attacker_id)
         if attacker is None:
-            attacker = people[i.attacker] = [i.attacker_team, 0.0, 0.0, 0, 0, 0, False]
-        victim = people.get(i.victim)
+            attacker = people[attacker_id] = [attacker_team, 0.0, 0.0, 0, 0, 0, False]
+        victim = people.get(victim_id)
         if victim is None:
-            victim = people[i.victim] = [i.victim_team, 0.0, 0.0, 0, 0, 0, False]
-        attacker[1] += i.damage
-        victim[2] += i.damage
-        attacker[column[i.kind]] += 1
-        if i.kind == KILL:
+            victim = people[victim_id] = [victim_team, 0.0, 0.0, 0, 0, 0, False]
+        attacker[1] += damage
+        victim[2] += damage
+        attacker[_KIND_COLUMN[kind]] += 1
+        kinds[kind] += 1
+        if kind == KILL:
             victim[6] = True
-    return people
+    return people, kinds

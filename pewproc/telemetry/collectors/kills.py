@@ -18,13 +18,11 @@ from pewproc.telemetry.model import (
     cm_to_m,
     is_bot,
     location_m,
-    name,
     parse_time,
     phase,
     table,
     team,
     text,
-    zones,
 )
 
 _ROLE_COLUMNS = (
@@ -70,17 +68,27 @@ KILLS = table(
 )
 
 
+_NO_ROLE = (None,) * len(_ROLE_COLUMNS)
+_NO_DAMAGE = (None,) * len(_DAMAGE_COLUMNS)
+
+
 def character_cells(character: Event | None) -> tuple[Any, ...]:
-    """The role columns of a character; a character without an account id counts as absent."""
-    if not character or not character.get("accountId"):
-        return (None,) * len(_ROLE_COLUMNS)
-    return (account(character), name(character), team(character), *location_m(character),
-            zones(character))
+    """The role columns of a character; a character without an account id counts as absent.
+    Read in place (four roles a kill, two a knock), not through model's one-key readers."""
+    account_id = character.get("accountId") if character else None
+    if not account_id:
+        return _NO_ROLE
+    get = character.get  # type: ignore[union-attr]
+    x, y, z = location_m(character)
+    places = get("zone")  # zones()
+    return (account_id, get("name"), get("teamId"), x, y, z, ",".join(places) if places else None)
 
 
 def damage_cells(info: Event | None) -> tuple[Any, ...]:
+    """The damage columns of a damage info, or of an event that keeps those keys at its top level
+    (LogPlayerKill, knocks)."""
     if not info:
-        return (None,) * len(_DAMAGE_COLUMNS)
+        return _NO_DAMAGE
     return (
         text(info.get("damageReason")),
         text(info.get("damageTypeCategory")),
@@ -88,17 +96,6 @@ def damage_cells(info: Event | None) -> tuple[Any, ...]:
         cm_to_m(info.get("distance")),
         info.get("isThroughPenetrableWall"),
     )
-
-
-def flat_damage_info(event: Event) -> Event:
-    """The damage info of events that keep it at the top level (LogPlayerKill, knocks)."""
-    return {
-        "damageReason": event.get("damageReason"),
-        "damageTypeCategory": event.get("damageTypeCategory"),
-        "damageCauserName": event.get("damageCauserName"),
-        "distance": event.get("distance"),
-        "isThroughPenetrableWall": event.get("isThroughPenetrableWall"),
-    }
 
 
 class Kills(Collector):
@@ -140,18 +137,17 @@ class Kills(Collector):
 
     def on_kill_v1(self, event: Event) -> None:
         victim, killer = event.get("victim"), event.get("killer")
-        info = flat_damage_info(event)
         knock = self.knocks.get(event.get("dBNOId"))  # type: ignore[arg-type]
         assistant = account(event.get("assistant"))
         self._add(
             event,
             "v1",
             knocker=knock.get("attacker") if knock else None,
-            knock_info=flat_damage_info(knock) if knock else None,
+            knock_info=knock,  # the damage keys are flat in both events
             finisher=killer,
-            finish_info=info,
+            finish_info=event,
             killer=killer,
-            kill_info=info,
+            kill_info=event,
             assists=(assistant,) if assistant else (),
             team_killers=(),
             suicide=account(killer) is not None and account(killer) == account(victim),
@@ -162,11 +158,12 @@ class Kills(Collector):
              kill_info: Event | None, assists: Any, team_killers: Any, suicide: bool) -> None:
         victim = event.get("victim")
         victim_id, killer_id = account(victim), account(killer) or None
+        killer_team = team(killer)
         team_kill = bool(killer_id and killer_id in team_killers) or (
             not suicide
             and killer_id is not None
-            and team(killer) is not None
-            and team(killer) == team(victim)
+            and killer_team is not None
+            and killer_team == team(victim)
         )
         self.rows.append(
             (
@@ -180,10 +177,9 @@ class Kills(Collector):
                 is_bot(victim_id),
                 text(event.get("victimWeapon")),
                 *character_cells(knocker),
-                *(damage_cells(knock_info) if knocker and account(knocker) else damage_cells(None)),
+                *(damage_cells(knock_info) if knocker and account(knocker) else _NO_DAMAGE),
                 *character_cells(finisher),
-                *(damage_cells(finish_info) if finisher and account(finisher) else
-                  damage_cells(None)),
+                *(damage_cells(finish_info) if finisher and account(finisher) else _NO_DAMAGE),
                 *character_cells(killer),
                 *damage_cells(kill_info),
                 is_bot(killer_id),

@@ -12,6 +12,7 @@ per knock and nothing per event beyond a dict store.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from datetime import datetime
 from itertools import pairwise
@@ -20,6 +21,7 @@ from typing import Any
 
 from pewproc.telemetry.collectors.common import (
     Body,
+    Sample,
     actor,
     body,
     identity,
@@ -27,14 +29,8 @@ from pewproc.telemetry.collectors.common import (
     is_enemy,
     is_teammate,
 )
-from pewproc.telemetry.collectors.kills import (
-    _role,
-    character_cells,
-    damage_cells,
-    flat_damage_info,
-)
+from pewproc.telemetry.collectors.kills import _role, character_cells, damage_cells
 from pewproc.telemetry.model import (
-    CM_PER_M,
     Collector,
     Event,
     Handler,
@@ -143,13 +139,14 @@ def proximity_cells(distances: list[float]) -> tuple[Any, ...]:
         return _NO_MATES
     n = len(distances)
     mean = sum(distances) / n
-    var = sum((d - mean) ** 2 for d in distances) / n
+    var = sum([(d - mean) ** 2 for d in distances]) / n
+    ordered = sorted(distances)  # the counts within each radius by bisection, not a pass each
     return (
         n,
-        min(distances),
+        ordered[0],
         mean,
         sqrt(var),
-        *(sum(1 for d in distances if d <= r) for r in PROXIMITY_RADII_M),
+        *[bisect_right(ordered, r) for r in PROXIMITY_RADII_M],
     )
 
 
@@ -219,34 +216,27 @@ class Knocks(Collector):
             "LogMatchEnd": self.on_end,
         }
 
-    def on_position(self, event: Event) -> None:
-        # `_see` inlined, and subscripts for the usual complete character: once per sample.
-        character = event.get("character")
-        try:
-            account_id, loc = character["accountId"], character["location"]  # type: ignore[index]
-            x, y = loc["x"] / CM_PER_M, loc["y"] / CM_PER_M
-            team_id = character["teamId"]  # type: ignore[index]
-        except (KeyError, TypeError):
-            self._see(character, event.get("_D"))
+    def on_position(self, sample: Sample) -> None:
+        # `_see` of the decoded character: once per sample.
+        event, _, _, who = sample
+        if who is None:
             return
-        if account_id:
+        account_id, team_id, x, y, _ = who
+        if x is not None and y is not None:
             team = self.seen.get(team_id)
             if team is None:
                 team = self.seen[team_id] = {}
             team[account_id] = (x, y, event.get("_D"))
 
-    def _see(self, character: Event | None, when: str | None) -> None:
-        """Note where a player was; read raw, as this runs for every position sample."""
-        loc = character.get("location") if character else None
-        account_id = character.get("accountId") if loc else None  # type: ignore[union-attr]
-        if account_id:
-            x, y = loc.get("x"), loc.get("y")  # type: ignore[union-attr]
+    def _see(self, who: Body | None, when: str | None) -> None:
+        """Note where a player was (`on_position` does the same inline)."""
+        if who is not None:
+            account_id, team_id, x, y, _ = who
             if x is not None and y is not None:
-                team_id = character.get("teamId")  # type: ignore[union-attr]
                 team = self.seen.get(team_id)
                 if team is None:
                     team = self.seen[team_id] = {}
-                team[account_id] = (x / CM_PER_M, y / CM_PER_M, when)
+                team[account_id] = (x, y, when)
 
     def _mates(self, me: Body | None, at: datetime | None) -> tuple[Any, ...]:
         """Proximity cells of a player's live teammates seen within the window around `at`."""
@@ -264,9 +254,11 @@ class Knocks(Collector):
 
     def on_knock(self, event: Event) -> None:
         attacker_c, victim_c = event.get("attacker"), event.get("victim")
-        attacker, victim = actor(attacker_c), actor(victim_c)
+        attacker_b, victim_b = body(attacker_c), body(victim_c)
+        attacker = attacker_b[:2] if attacker_b else None  # actor(), from the Body
+        victim = victim_b[:2] if victim_b else None
         at, when = parse_time(event.get("_D")), event.get("_D")
-        info = damage_cells(flat_damage_info(event))
+        info = damage_cells(event)  # the damage keys are flat in a knock
         cells = (
             self.ctx.match_id,
             at,
@@ -281,7 +273,6 @@ class Knocks(Collector):
             event.get("isAttackerInVehicle"),
             bool(attacker and victim and is_teammate(attacker, victim)),
         )
-        attacker_b, victim_b = body(attacker_c), body(victim_c)
         proximity = (*self._mates(attacker_b, at), *self._mates(victim_b, at))
         knock = _Knock(event, cells, proximity, at, attacker, victim, info[3])
         self.knocks.append(knock)
@@ -291,8 +282,8 @@ class Knocks(Collector):
             self.open_by_victim[victim[0]] = knock
         if attacker:
             self.characters.setdefault(attacker[0], attacker_c)  # type: ignore[arg-type]
-        self._see(victim_c, when)
-        self._see(attacker_c, when)
+        self._see(victim_b, when)
+        self._see(attacker_b, when)
 
     def _close(self, event: Event, victim: tuple[str, int | None] | None) -> _Knock | None:
         """The open knock an event ends, by dBNOId, else the victim's open knock; forgotten."""
@@ -314,7 +305,7 @@ class Knocks(Collector):
             knock.outcome, knock.outcome_at = "revived", parse_time(event.get("_D"))
             knock.ended_by = actor(reviver_c)
         for character in (victim_c, reviver_c):
-            self._see(character, event.get("_D"))
+            self._see(body(character), event.get("_D"))
 
     def on_kill_v2(self, event: Event) -> None:
         self._on_kill(event, event.get("finisher") or event.get("killer"))
@@ -339,7 +330,7 @@ class Knocks(Collector):
             self.characters.setdefault(finisher[0], finisher_c)  # type: ignore[arg-type]
         if victim:
             (self.seen.get(victim[1]) or {}).pop(victim[0], None)  # the dead have no position
-        self._see(finisher_c, event.get("_D"))
+        self._see(body(finisher_c), event.get("_D"))
 
     def on_end(self, event: Event) -> None:
         self.ended_at = parse_time(event.get("_D"))
@@ -356,27 +347,30 @@ class Knocks(Collector):
         return {KNOCKS.name: rows, PLAYER_FINISHING.name: self._finishing_rows()}
 
     def _finishing_rows(self) -> list[Row]:
-        per_player: dict[str, Counter[str]] = {}
+        # Plain dicts read with .get(name, 0): a Counter's missing keys cost a Python call each,
+        # and most players miss most of the 13 counters.
+        per_player: dict[str, dict[str, int]] = {}
         finish_times: dict[str, list[float]] = {}
         for knock in self.knocks:
             if not knock.counts:
                 continue
             knocker = knock.attacker[0]  # type: ignore[index]
-            counts = per_player.setdefault(knocker, Counter())
-            counts["knocks"] += 1
-            counts[_OUTCOME_COUNTER[knock.outcome]] += 1  # type: ignore[index]
+            counts = per_player.setdefault(knocker, {})
+            counts["knocks"] = counts.get("knocks", 0) + 1
+            outcome = _OUTCOME_COUNTER[knock.outcome]  # type: ignore[index]
+            counts[outcome] = counts.get(outcome, 0) + 1
             bucket = distance_bucket(knock.distance_m)
             if bucket is not None:
-                counts[_BUCKET_NAMES[bucket]] += 1
+                counts[_BUCKET_NAMES[bucket]] = counts.get(_BUCKET_NAMES[bucket], 0) + 1
             elapsed = knock.elapsed_s()
             if knock.outcome in _CONVERSIONS and elapsed is not None:
                 finish_times.setdefault(knocker, []).append(elapsed)
         humans = {a for a in self.ctx.players if not is_bot(a)}
         rows = []
         for account_id in sorted(humans | per_player.keys() | self.instant_kills.keys()):
-            counts = per_player.get(account_id, Counter())
-            knocks = counts["knocks"]
-            converted = counts["finished_by_self"] + counts["finished_by_team"]
+            count = per_player.get(account_id, {}).get
+            knocks = count("knocks", 0)
+            converted = count("finished_by_self", 0) + count("finished_by_team", 0)
             times = finish_times.get(account_id)
             rows.append(
                 (
@@ -384,16 +378,16 @@ class Knocks(Collector):
                     account_id,
                     *identity(self.ctx.players, account_id, self.characters.get(account_id)),
                     knocks,
-                    counts["finished_by_self"],
-                    counts["finished_by_team"],
-                    counts["finished_by_other"],
-                    counts["revived"],
-                    counts["died_other"],
-                    counts["unresolved"],
-                    self.instant_kills[account_id],
+                    count("finished_by_self", 0),
+                    count("finished_by_team", 0),
+                    count("finished_by_other", 0),
+                    count("revived", 0),
+                    count("died_other", 0),
+                    count("unresolved", 0),
+                    self.instant_kills.get(account_id, 0),
                     converted / knocks if knocks else None,
                     sum(times) / len(times) if times else None,
-                    *(counts[n] for n in _BUCKET_NAMES),
+                    *[count(n, 0) for n in _BUCKET_NAMES],
                 )
             )
         return rows

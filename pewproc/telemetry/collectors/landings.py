@@ -6,22 +6,16 @@ is a column instead.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from pewproc.telemetry.model import (
     Collector,
     Event,
     Handler,
     Row,
-    account,
     is_bot,
     location_m,
-    name,
     parse_time,
     phase,
     table,
-    team,
-    zones,
 )
 
 LANDINGS = table(
@@ -41,33 +35,40 @@ LANDINGS = table(
 )
 
 
+_NO_CHARACTER: Event = {}
+
+
 class Landings(Collector):
     tables = (LANDINGS,)
 
     def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
         super().__init__(ctx)
         self.rows: list[Row] = []
-        self.seen: Counter[str | None] = Counter()
+        self.seen: dict[str | None, int] = {}  # account -> landings so far
 
     def handlers(self) -> dict[str, Handler]:
         return {"LogParachuteLanding": self.on_landing}
 
     def on_landing(self, event: Event) -> None:
-        character = event.get("character")
-        account_id = account(character)
-        self.seen[account_id] += 1
+        # model's one-key readers (account, name, team, zones) read in place: an absent
+        # character reads as an empty one.
+        character = event.get("character") or _NO_CHARACTER
+        get = character.get
+        account_id = get("accountId")
+        seq = self.seen[account_id] = self.seen.get(account_id, 0) + 1
+        places = get("zone")
         self.rows.append(
             (
                 self.ctx.match_id,
-                self.seen[account_id],
+                seq,
                 account_id,
-                name(character),
-                team(character),
+                get("name"),
+                get("teamId"),
                 is_bot(account_id),
                 parse_time(event.get("_D")),
                 phase(event),
                 *location_m(character),
-                zones(character),
+                ",".join(places) if places else None,
                 event.get("distance"),
             )
         )

@@ -18,6 +18,8 @@ from typing import Any
 
 from pewproc.telemetry.collectors.circle import SafeZone
 from pewproc.telemetry.collectors.common import (
+    Hit,
+    Sample,
     actor,
     identity,
     in_game,
@@ -27,7 +29,6 @@ from pewproc.telemetry.collectors.common import (
     weapon_of,
 )
 from pewproc.telemetry.model import (
-    CM_PER_M,
     Collector,
     Event,
     Handler,
@@ -184,20 +185,15 @@ class PlayerStats(Collector):
             self.characters[account_id] = character
         return player
 
-    def on_damage(self, event: Event) -> None:
-        # Once per hit: the two sides are read as plain locals (no `actor` pairs), and a known
-        # player is found in the dict before `_player` is called.
-        if not in_game(event):
+    def on_damage(self, hit: Hit) -> None:
+        # Once per hit: the two sides are plain locals (no `actor` pairs), and a known player is
+        # found in the dict before `_player` is called.
+        event, at_phase, attacker_c, victim_c, attacker, victim = hit
+        if at_phase is None or at_phase <= 0 or victim is None:  # in_game
             return
+        victim_id, victim_team = victim[0], victim[1]
+        attacker_id, attacker_team = (attacker[0], attacker[1]) if attacker else (None, None)
         get = event.get
-        victim_c = get("victim")
-        victim_id = victim_c.get("accountId") if victim_c else None
-        if not victim_id:
-            return
-        victim_team = victim_c.get("teamId")  # type: ignore[union-attr]
-        attacker_c = get("attacker")
-        attacker_id = attacker_c.get("accountId") if attacker_c else None
-        attacker_team = attacker_c.get("teamId") if attacker_id else None  # type: ignore[union-attr]
         damage = get("damage") or 0.0
         category = get("damageTypeCategory")
         players = self.players
@@ -309,20 +305,20 @@ class PlayerStats(Collector):
         if weapon and weapon.get("subCategory") == "Throwable":
             self._throw(event, self.thrown_attacks)
 
-    def on_position(self, event: Event) -> None:
-        # Once per position sample: the circle is measured inline (SafeZone.measure's sums).
+    def on_position(self, sample: Sample) -> None:
+        # Once per position sample: measured against the circle as SafeZone says.
         circle = self.zone.current
-        if circle is None or not in_game(event):
+        event, at_phase, character, who = sample
+        if circle is None or at_phase is None or at_phase <= 0 or who is None:  # in_game
             return
-        character = event.get("character")
-        loc = character.get("location") if character else None
-        if not loc:
+        account_id, _, x, y, _ = who
+        if x is None or y is None:  # a partial location still makes a human a player
+            if character.get("location"):  # type: ignore[union-attr]
+                self._player(account_id, character)
             return
-        account_id = character.get("accountId")  # type: ignore[union-attr]
         player = self.players.get(account_id) or self._player(account_id, character)
-        x, y = loc.get("x"), loc.get("y")
-        if player is not None and x is not None and y is not None:
-            to_centre = hypot(x / CM_PER_M - circle[0], y / CM_PER_M - circle[1])
+        if player is not None:
+            to_centre = hypot(x - circle[0], y - circle[1])
             player.sample(event.get("elapsedTime"), to_centre, circle[2] - to_centre)
 
     def on_end(self, event: Event) -> None:
@@ -365,8 +361,8 @@ class PlayerStats(Collector):
                     *p.taken.values(),
                     p.heals,
                     p.boosts,
-                    throwables[account_id],
-                    smokes[account_id],
+                    throwables.get(account_id, 0),
+                    smokes.get(account_id, 0),
                     p.throwable_damage,
                     *p.circle_cells(),
                 )
