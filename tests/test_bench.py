@@ -81,7 +81,7 @@ def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_pa
 
     # Then it succeeded and printed the table
     assert result.exit_code == 0, result.output
-    assert "Issue 6 targets" in result.output
+    assert "Targets" in result.output
     report = json.loads((out / "bench.json").read_text())
     assert report["errors"] == []
 

@@ -933,7 +933,7 @@ def render_table(report: dict[str, Any]) -> str:
                          f"{tiny['ms_per_message']:.1f}", f"{tiny['overhead_median_ms']:.2f}"])
         out += _table(["mode", "matches/s", "events/s", "wall s", "latency s", "busy",
                        "x seq", "tiny ms/msg", "hand-off ms"], rows)
-    out += ["", "Issue 6 targets"]
+    out += ["", "Targets"]
     out += _table(["figure", "value", "target", "status"], [
         [t["description"], "-" if t["value"] is None else f"{t['value']:.2f}x",
          f"{t['op']} {t['target']}x", t["status"]] for t in report["targets"].values()])
