@@ -57,3 +57,11 @@ def all_queues(settings: Settings) -> list[str]:
         *(settings.retry_queue(d) for d in sorted(set(settings.retry_delay_list))),
         settings.dead_letter_queue,
     ]
+
+
+def delete_topology(connection: pika.BlockingConnection, settings: Settings) -> None:
+    """Delete every queue of the environment, messages included: bench and soak clean up."""
+    channel = connection.channel()
+    for queue in all_queues(settings):
+        channel.queue_delete(queue)
+    channel.close()

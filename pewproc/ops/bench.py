@@ -769,13 +769,11 @@ class Bench:
         if not self.config.e2e:
             return
         from pewproc.broker.connection import connect
-        from pewproc.broker.topology import all_queues
+        from pewproc.broker.topology import delete_topology
 
         connection = connect(self.settings)
         try:
-            channel = connection.channel()
-            for queue in all_queues(self.settings):
-                channel.queue_delete(queue)
+            delete_topology(connection, self.settings)
         finally:
             connection.close()
 
