@@ -130,9 +130,6 @@ class WorkerPool:
             log.error("the pool's children did not start: %r", exc)
             return []
 
-    def child_pids(self) -> list[int]:
-        return sorted(getattr(self._current.executor, "_processes", None) or {})
-
     @property
     def in_flight(self) -> int:
         return sum(len(g.running) for g in [self._current, *self._retiring])
@@ -209,9 +206,6 @@ class InlinePool:
         return None
 
     def warm_up(self, timeout: float = 60.0) -> list[int]:
-        return []
-
-    def child_pids(self) -> list[int]:
         return []
 
     @property

@@ -94,7 +94,6 @@ class Worker:
         self._stop_requested = False
         self._failures = 0  # connection attempts failed in a row
         self._stop_deadline = float("inf")
-        self._connection: pika.BlockingConnection | None = None
         self._stats = _Stats()
 
     # Lifecycle
@@ -162,7 +161,6 @@ class Worker:
 
     def _consume(self) -> None:
         connection = connect(self.settings)
-        self._connection = connection
         self._session += 1
         self._tags = set()
         try:

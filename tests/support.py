@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import pika
 import psycopg
 
 from pewproc.broker.connection import connect
@@ -65,16 +64,6 @@ def publish(settings: Settings, bodies: list[bytes], queue: str | None = None,
 
 def message_for(match_id: str, path: Path) -> bytes:
     return MatchMessage(match_id=match_id, file_path=str(path)).to_json()
-
-
-def queue_ready(settings: Settings, queue: str) -> tuple[int, int]:
-    """(messages ready, consumers) of a queue, over AMQP."""
-    connection = connect(settings)
-    try:
-        ok = connection.channel().queue_declare(queue, passive=True).method
-        return ok.message_count, ok.consumer_count
-    finally:
-        connection.close()
 
 
 def rabbitmqctl_table(broker: Any, *args: str) -> list[list[str]]:
@@ -215,8 +204,3 @@ def _cmdline(pid: int) -> bytes:
 
 class WorkerLauncher(Protocol):
     def __call__(self, settings: Settings, *args: str, **env: str) -> RunningWorker: ...
-
-
-def amqp_channel(settings: Settings) -> tuple[pika.BlockingConnection, Any]:
-    connection = connect(settings)
-    return connection, connection.channel()
