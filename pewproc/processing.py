@@ -24,11 +24,13 @@ import psycopg_pool
 from pewproc.errors import PermanentError, TransientError
 from pewproc.message import MatchMessage, decode_message, peek_match_id
 from pewproc.settings import Settings
-from pewproc.storage.writer import store_match
-from pewproc.telemetry.collectors.match import match_kind_of
+from pewproc.storage.sqlstate import classify_database_error, describe_database_error
+from pewproc.storage.writer import record_unsuccessful, store_match
+from pewproc.telemetry.collectors.match import is_match, match_kind_of
 from pewproc.telemetry.extract import extract, output_tables
 from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import ReadLimits, ReadResult, read_telemetry, resolve_inside
+from pewproc.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,7 @@ class Processor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.limits = ReadLimits(
-            settings.max_file_bytes, settings.max_json_bytes, settings.max_events
-        )
+        self.limits = ReadLimits.of(settings)
         self.kinds = settings.match_kind_set
         self.tracked = settings.tracked_player_set
         self.tables = output_tables()
@@ -98,16 +98,14 @@ class Processor:
         except PermanentError as exc:
             result.match_id = result.match_id or peek_match_id(body)
             self._fail(result, exc, retryable=False)
-        except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
-            self._fail(result, exc, retryable=True, reason="database_conflict")
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
-            self._fail(result, exc, retryable=True, reason="database_unavailable")
-        except (TransientError, ConnectionError) as exc:
-            self._fail(result, exc, retryable=True, reason=getattr(exc, "reason", "connection"))
-        except psycopg.DataError as exc:
-            self._fail(result, exc, retryable=False, reason="unstorable_data")
-        except psycopg.Error as exc:
-            self._fail(result, exc, retryable=True, reason="database_error")
+        except TransientError as exc:
+            self._fail(result, exc, retryable=True)
+        except psycopg.Error as exc:  # PoolTimeout included: no connection in time
+            fate = classify_database_error(exc)
+            self._fail(result, exc, retryable=fate.retryable, reason=fate.reason,
+                       error=describe_database_error(exc))
+        except ConnectionError as exc:
+            self._fail(result, exc, retryable=True, reason="connection")
         except MemoryError as exc:
             self._fail(result, exc, retryable=False, reason="out_of_memory")
         except Exception as exc:  # a bug or a shape of telemetry nobody foresaw
@@ -127,6 +125,10 @@ class Processor:
         read = read_telemetry(path, self.limits)
         result.events = len(read.events)
         result.stages.update(_read_stages(read))
+        if not is_match(read.events):
+            raise PermanentError(
+                f"{len(read.events)} events but no LogMatchDefinition or LogMatchStart: not the "
+                "telemetry of a match", "not_a_match")
         kind = message.game_type or match_kind_of(read.events)
         base = {
             "file_path": message.file_path,
@@ -135,56 +137,50 @@ class Processor:
             "match_kind": kind,
             "map_name": message.map_name,
             "game_mode": message.game_mode,
-            "error_reason": None,
-            "error": None,
             "event_count": len(read.events),
         }
         if self.kinds is not None and kind not in self.kinds:
             result.outcome, result.reason = "skipped", f"match kind {kind!r} not processed"
-            self._store(message.match_id, {**base, "status": "skipped"}, {}, result, wall0)
+            t0 = time.perf_counter()
+            with self.db.connection() as conn:
+                record_unsuccessful(conn, message.match_id, "skipped", "kind_not_processed",
+                                    result.reason, base)
+            result.stages["write"] = time.perf_counter() - t0
             return
         t0 = time.perf_counter()
         extraction = extract(read.events, MatchContext(message.match_id, self.tracked))
         result.stages["extract"] = time.perf_counter() - t0
         fields = {**base, **{k: v for k, v in extraction.summary.items() if v is not None}}
-        fields["status"] = "completed"
-        self._store(message.match_id, fields, extraction.tables, result, wall0)
-        result.rows = extraction.row_counts()
-        result.outcome = "completed"
-
-    def _store(self, match_id: str, fields: dict[str, Any], rows: Any, result: TaskResult,
-               wall0: float) -> None:
         t0 = time.perf_counter()
         fields["processing_s"] = t0 - wall0
         with self.db.connection() as conn:
-            store_match(conn, match_id, fields, self.tables, rows)
+            store_match(conn, message.match_id, fields, self.tables, extraction.tables)
         result.stages["write"] = time.perf_counter() - t0
+        result.rows = extraction.row_counts()
+        result.outcome = "completed"
 
     @staticmethod
     def _fail(result: TaskResult, exc: BaseException, *, retryable: bool,
-              reason: str | None = None) -> None:
+              reason: str | None = None, error: str | None = None) -> None:
         result.outcome = "failed"
         result.retryable = retryable
         result.reason = reason or getattr(exc, "reason", None) or type(exc).__name__
-        result.error = str(exc)[:2000] or type(exc).__name__
+        result.error = (error or str(exc))[:2000] or type(exc).__name__
         result.error_class = f"{type(exc).__module__}.{type(exc).__qualname__}"
 
     def _record_failure(self, message: MatchMessage, attempt: int, result: TaskResult) -> None:
-        """Mark the match failed with its error; best effort, the dead letter keeps the truth."""
-        fields = {
-            "status": "failed",
-            "file_path": message.file_path,
-            "attempt": attempt,
-            "worker_id": self.settings.worker_name,
-            "error_reason": (f"retries_exhausted:{result.reason}" if result.retryable
-                             else result.reason),
-            "error": result.error,
-        }
+        """Mark the match failed (or note the failure beside an earlier success); best effort,
+        the dead letter keeps the truth."""
+        reason = f"retries_exhausted:{result.reason}" if result.retryable else result.reason
+        fields = {"file_path": message.file_path, "attempt": attempt,
+                  "worker_id": self.settings.worker_name}
         try:
             with self.db.connection() as conn:
-                store_match(conn, message.match_id, fields, self.tables, {})
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            log.warning("could not mark match %s failed: %s", message.match_id, exc)
+                record_unsuccessful(conn, message.match_id, "failed", reason, result.error,
+                                    fields)
+        except psycopg.Error as exc:
+            log.warning("could not record the failure of match %s: %s",
+                        printable(message.match_id), describe_database_error(exc))
 
 
 @contextlib.contextmanager
@@ -249,7 +245,7 @@ def run_in_child(body: bytes, attempt: int) -> TaskResult:
 
 def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any]:
     """Read and extract one file with no broker and no database: for `pewproc process`."""
-    limits = ReadLimits(settings.max_file_bytes, settings.max_json_bytes, settings.max_events)
+    limits = ReadLimits.of(settings)
     with garbage_collector_paused():
         read = read_telemetry(path, limits)
         t0 = time.perf_counter()

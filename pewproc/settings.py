@@ -165,6 +165,11 @@ class Settings:
         "its JSON size in memory).",
     )
     max_events: int = _setting("MAX_EVENTS", 1_000_000, "Most events accepted in one match.")
+    file_settle_seconds: float = _setting(
+        "FILE_SETTLE_SECONDS", 60.0,
+        "A cut-off file modified less than this many seconds ago is retried as still being "
+        "written (file_incomplete) instead of dead-lettered as truncated.",
+    )
 
     # Operator surface
     log_level: str = _setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")

@@ -6,15 +6,22 @@ thread with `add_callback_threadsafe`, and only there is the message acked, retr
 dead-lettered. Delivery tags are only valid on the channel that delivered them, so each session
 keeps the set of its own tags, and a result for any other tag is dropped: the broker has already
 requeued that message, and processing it again changes nothing.
+
+Retry and dead-letter copies are published by the `Copier`'s thread on a connection of its own,
+so that a broker blocking publishers never blocks this loop. If settling a delivery raises, the
+delivery is remembered and, now and whenever it comes back, only dead-lettered minimally: no
+message can crash the loop twice.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import signal
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -24,19 +31,23 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from pewproc.broker.connection import connect, describe
-from pewproc.broker.publisher import ConfirmingPublisher
+from pewproc.broker.copier import Copier, CopyOutcome, CopyRequest
+from pewproc.broker.fields import install_faithful_float_decoding
 from pewproc.broker.topology import all_queues, declare_topology
-from pewproc.fate import Fate, attempt_of, decide, lost_child_result
+from pewproc.fate import Fate, attempt_of, decide, lost_child_result, minimal_dead_letter
 from pewproc.ops.metrics import Metrics
 from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
+from pewproc.text import short_id
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25  # how often the loop looks at signals, time limits and the pool
 RECONNECT_DELAYS = (1, 2, 5, 10, 30)  # seconds; the last repeats for as long as it takes
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+PUBLISH_STALL_SECONDS = 5.0  # a copy unconfirmed this long means the broker blocks publishers
+_REMEMBERED_CRASHES = 10_000  # deliveries whose settlement raised, kept to dead-letter on return
 
 
 class ConsumerCancelled(Exception):
@@ -52,6 +63,13 @@ class Delivery:
     attempt: int
     redelivered: bool
     received: float
+
+    @property
+    def key(self) -> str:
+        """Names the message across redeliveries, for the crash guard."""
+        digest = hashlib.sha256(self.body)
+        digest.update(str(self.properties.message_id).encode("utf-8", "replace"))
+        return digest.hexdigest()
 
 
 def run_worker(settings: Settings) -> int:
@@ -87,6 +105,8 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.health = health
         self.pool: WorkerPool | InlinePool | None = None
+        self.copier = Copier(settings)
+        self._crashed: OrderedDict[str, None] = OrderedDict()
         self._session = 0
         self._tags: set[int] = set()
         self._in_flight: dict[TaskFuture, Delivery] = {}
@@ -99,6 +119,8 @@ class Worker:
     # Lifecycle
 
     def run(self) -> int:
+        install_faithful_float_decoding()
+        self.copier.start()
         self.pool = make_pool(self.settings, on_restart=self._on_pool_restart)
         self.metrics.pool_size.set(self.pool.size)
         children = self.pool.warm_up()
@@ -127,6 +149,7 @@ class Worker:
                     if not self._stop_requested:
                         self.metrics.reconnects.inc()
         finally:
+            self.copier.stop()
             unfinished = self.pool.in_flight
             self.pool.shutdown(wait=not unfinished)
             log.info("pewproc worker %s stopped (%s)", self.settings.worker_name,
@@ -166,8 +189,7 @@ class Worker:
         try:
             channel = declare_topology(connection, self.settings)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
-            publisher = ConfirmingPublisher(connection)
-            on_message = functools.partial(self._on_delivery, self._session, connection, publisher)
+            on_message = functools.partial(self._on_delivery, self._session, connection)
             consumer_tag: str | None = channel.basic_consume(
                 self.settings.work_queue, on_message
             )
@@ -181,7 +203,7 @@ class Worker:
                 if cancelled:
                     raise ConsumerCancelled(f"the broker cancelled our consumer of "
                                             f"{self.settings.work_queue} (queue deleted?)")
-                self._tick(channel, publisher)
+                self._tick(connection, channel)
                 if self._stop_requested:
                     if consumer_tag is not None:
                         channel.basic_cancel(consumer_tag)
@@ -197,23 +219,38 @@ class Worker:
             self.metrics.in_flight.set(0)
 
     def _on_delivery(self, session: int, connection: pika.BlockingConnection,
-                     publisher: ConfirmingPublisher, channel: BlockingChannel,
-                     method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+                     channel: BlockingChannel, method: Any, properties: pika.BasicProperties,
+                     body: bytes) -> None:
         assert self.pool is not None
         delivery = Delivery(
             session, method.delivery_tag, body, properties, attempt_of(properties.headers),
             bool(method.redelivered), time.monotonic(),
         )
         self._tags.add(delivery.tag)
-        future = self.pool.submit(body, delivery.attempt)
+        if delivery.key in self._crashed:
+            log.error("delivery %d crashed its settlement before; dead-lettering it minimally "
+                      "without processing", delivery.tag)
+            self._dead_letter_minimally(connection, channel, delivery, "settlement_crashed")
+            return
+        try:
+            self._start(connection, channel, delivery)
+        except BROKER_ERRORS:
+            raise
+        except Exception:
+            self._crash_guard(connection, channel, delivery, "delivery")
+
+    def _start(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+               delivery: Delivery) -> None:
+        assert self.pool is not None
+        future = self.pool.submit(delivery.body, delivery.attempt)
         self._in_flight[future] = delivery
         self.metrics.in_flight.set(len(self._in_flight))
-        settle = functools.partial(self._settle, channel, publisher, delivery)
+        settle = functools.partial(self._settle, connection, channel, delivery)
         future.add_done_callback(
             functools.partial(_schedule_on_connection_thread, connection, settle)
         )
 
-    def _settle(self, channel: BlockingChannel, publisher: ConfirmingPublisher,
+    def _settle(self, connection: pika.BlockingConnection, channel: BlockingChannel,
                 delivery: Delivery, future: TaskFuture, result: TaskResult | None = None) -> None:
         """Runs on the connection's thread: decide the message's fate and apply it."""
         self._in_flight.pop(future, None)
@@ -221,40 +258,121 @@ class Worker:
         if future in self._abandoned:
             self._abandoned.discard(future)
             return  # settled already, when it passed the time limit
-        if delivery.session != self._session or delivery.tag not in self._tags:
+        if not self._current(delivery):
             log.info("dropping the result of delivery %d of an old channel; the broker has "
                      "requeued it", delivery.tag)
             return
-        if result is None:
-            try:
-                result = future.result()
-            except Exception as exc:  # the child died: BrokenProcessPool, or worse
-                result = lost_child_result(exc, "child_lost", delivery.body)
-        fate = decide(result, delivery.attempt, delivery.properties.headers, self.settings)
-        if fate.action != "ack":
-            assert fate.queue is not None
-            publisher.publish(fate.queue, delivery.body, fate.headers,
-                              _copy_properties(delivery.properties))
-        channel.basic_ack(delivery.tag)
+        try:
+            if result is None:
+                try:
+                    result = future.result()
+                except Exception as exc:  # the child died: BrokenProcessPool, or worse
+                    result = lost_child_result(exc, "child_lost", delivery.body)
+            fate = decide(result, delivery.attempt, delivery.properties.headers, self.settings)
+            if fate.action == "ack":
+                self._finish(channel, delivery, result, fate, "published")
+                return
+            self.copier.submit(CopyRequest(
+                fate, minimal_dead_letter(result.reason or "unknown", delivery.body,
+                                          self.settings),
+                delivery.body, _copy_properties(delivery.properties),
+                functools.partial(self._current, delivery),
+                self._on_copy_thread(connection, channel, delivery, result, fate),
+            ))
+        except BROKER_ERRORS:
+            raise
+        except Exception:
+            self._crash_guard(connection, channel, delivery, "settlement")
+
+    def _finish(self, channel: BlockingChannel, delivery: Delivery, result: TaskResult,
+                fate: Fate, outcome: CopyOutcome) -> None:
+        """Ack (or, if no copy could be published, reject) the original, then account for it."""
+        if outcome == "dropped" or not self._current(delivery):
+            log.info("delivery %d belongs to an old channel; the broker has requeued it",
+                     delivery.tag)
+            return
+        if outcome == "unpublishable":
+            channel.basic_reject(delivery.tag, requeue=False)
+            fate = Fate("reject")
+            self.metrics.copy_fallbacks.labels("rejected").inc()
+            log.error("match %s: no copy could be published; the delivery is rejected without "
+                      "requeue (lost unless the work queue has a dead-letter policy)",
+                      short_id(result.match_id))
+        else:
+            channel.basic_ack(delivery.tag)
+            if outcome == "minimal":
+                self.metrics.copy_fallbacks.labels("minimal_dead_letter").inc()
         self._tags.discard(delivery.tag)
         seconds = time.monotonic() - delivery.received
         self.metrics.record(result, fate, seconds)
         self._stats.count(result, fate)
         _log_outcome(result, fate, delivery, seconds)
 
+    def _on_copy_thread(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                        delivery: Delivery, result: TaskResult, fate: Fate
+                        ) -> functools.partial[None]:
+        """The copier's `done`: hands the outcome back to this thread."""
+        finish = functools.partial(self._guarded_finish, connection, channel, delivery, result,
+                                   fate)
+        return functools.partial(_call_on_connection_thread, connection, finish)
+
+    def _guarded_finish(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                        delivery: Delivery, result: TaskResult, fate: Fate,
+                        outcome: CopyOutcome) -> None:
+        try:
+            self._finish(channel, delivery, result, fate, outcome)
+        except BROKER_ERRORS:
+            raise
+        except Exception:
+            self._crash_guard(connection, channel, delivery, "settlement")
+
+    def _crash_guard(self, connection: pika.BlockingConnection, channel: BlockingChannel,
+                     delivery: Delivery, stage: str) -> None:
+        """Settling this delivery raised: remember it, and dead-letter it minimally."""
+        log.exception("unexpected error in the %s of delivery %d; dead-lettering it minimally",
+                      stage, delivery.tag)
+        self.metrics.settle_crashes.inc()
+        self._crashed[delivery.key] = None
+        while len(self._crashed) > _REMEMBERED_CRASHES:
+            self._crashed.popitem(last=False)
+        self._dead_letter_minimally(connection, channel, delivery, f"{stage}_crashed")
+
+    def _dead_letter_minimally(self, connection: pika.BlockingConnection,
+                               channel: BlockingChannel, delivery: Delivery, reason: str) -> None:
+        fate = minimal_dead_letter(reason, delivery.body, self.settings)
+        result = TaskResult(outcome="failed", reason=reason, error=reason)
+        self.copier.submit(CopyRequest(
+            fate, fate, delivery.body, pika.BasicProperties(),
+            functools.partial(self._current, delivery),
+            functools.partial(_call_on_connection_thread, connection, functools.partial(
+                self._finish_minimal, channel, delivery, result, fate)),
+        ))
+
+    def _finish_minimal(self, channel: BlockingChannel, delivery: Delivery, result: TaskResult,
+                        fate: Fate, outcome: CopyOutcome) -> None:
+        self._finish(channel, delivery, result, fate,
+                     "minimal" if outcome == "published" else outcome)
+
+    def _current(self, delivery: Delivery) -> bool:
+        """Whether the delivery can still be settled: its channel is the one consuming now."""
+        return delivery.session == self._session and delivery.tag in self._tags
+
     # Housekeeping, between deliveries
 
-    def _tick(self, channel: BlockingChannel, publisher: ConfirmingPublisher) -> None:
+    def _tick(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
         assert self.pool is not None
+        waiting = self.copier.waiting_seconds
+        self.metrics.publish_blocked.set(int(waiting >= PUBLISH_STALL_SECONDS))
         if self.health is not None:
             self.health.beat()
+            self.health.publish_wait = waiting
         for future in self.pool.expired():
             delivery = self._in_flight.get(future)
             if delivery is not None:
                 error = TimeoutError(
                     f"task ran past TASK_TIMEOUT_SECONDS={self.settings.task_timeout:g}"
                 )
-                self._settle(channel, publisher, delivery, future,
+                self._settle(connection, channel, delivery, future,
                              lost_child_result(error, "timeout", delivery.body))
             self._abandoned.add(future)  # whatever its child does next is to be ignored
         self.pool.maintain()
@@ -300,10 +418,16 @@ class Worker:
 def _schedule_on_connection_thread(connection: pika.BlockingConnection, settle: Any,
                                    future: TaskFuture) -> None:
     """Done-callback, on an executor thread: hand the settlement to the connection's thread."""
+    _call_on_connection_thread(connection, settle, future)
+
+
+def _call_on_connection_thread(connection: pika.BlockingConnection, callback: Any,
+                               argument: Any) -> None:
+    """From any thread: run `callback(argument)` on the connection's thread."""
     try:
-        connection.add_callback_threadsafe(functools.partial(settle, future))
+        connection.add_callback_threadsafe(functools.partial(callback, argument))
     except (pika.exceptions.ConnectionWrongStateError, pika.exceptions.AMQPError, OSError):
-        log.info("connection gone before a task ended; the broker will redeliver its message")
+        log.info("connection gone before a delivery was settled; the broker will redeliver it")
 
 
 def _copy_properties(props: pika.BasicProperties) -> pika.BasicProperties:
@@ -321,12 +445,13 @@ def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: fl
     log.log(
         level,
         "match %s attempt %d: %s -> %s%s in %.3f s (events=%d rows=%d %s)%s",
-        result.match_id, delivery.attempt, result.outcome, fate.action,
+        short_id(result.match_id), delivery.attempt, result.outcome, fate.action,
         f" to {fate.queue}" if fate.queue else "", seconds, result.events, rows, stages,
         f" [{result.reason}: {result.error}]" if not result.ok or result.outcome == "skipped"
         else "",
         extra={
-            "match_id": result.match_id, "attempt": delivery.attempt, "outcome": result.outcome,
+            "match_id": short_id(result.match_id) or None, "attempt": delivery.attempt,
+            "outcome": result.outcome,
             "action": fate.action, "seconds": round(seconds, 4), "stages": result.stages,
             "rows": result.rows, "reason": result.reason, "pid": result.pid,
             "started_at": result.started_at, "ended_at": result.ended_at,

@@ -99,7 +99,7 @@ def test_dead_letter_headers_survive_missing_result_fields() -> None:
 
 def test_a_long_error_is_cut_in_headers_and_history() -> None:
     fate = decide(permanent(error="e" * 5000), 1, None, SETTINGS)
-    assert fate.headers[ERROR] == "e" * 500
+    assert fate.headers[ERROR] == "e" * 500 + "…"
     assert "e" * 201 not in fate.headers[HISTORY][-1]
     assert fate.headers[HISTORY][-1].endswith("e" * 200)
 

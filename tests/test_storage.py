@@ -13,7 +13,7 @@ from psycopg import sql
 
 from pewproc.settings import Settings
 from pewproc.storage.migrate import migrate, migration_files
-from pewproc.storage.writer import store_match
+from pewproc.storage.writer import record_unsuccessful, store_match
 from pewproc.telemetry.extract import output_tables
 from pewproc.telemetry.model import Table
 
@@ -71,23 +71,55 @@ def landing_row(match_id: str, seq: int) -> tuple:
             None, 4.5)
 
 
-def test_storing_a_match_again_replaces_its_rows_and_a_failure_removes_them(
+def matches_row(db: psycopg.Connection, match_id: str) -> tuple:
+    return db.execute(
+        "SELECT status, error_reason, rows_written, times_processed, last_error_reason,"
+        " last_attempt, last_failed_at IS NOT NULL FROM pewproc.matches WHERE match_id = %s",
+        (match_id,)).fetchone()
+
+
+def test_storing_a_match_again_replaces_its_rows(
     settings: Settings, db: psycopg.Connection,
 ) -> None:
     tables = output_tables()
     with psycopg.connect(settings.conninfo) as conn:
-        written = store_match(conn, "st-1", {"status": "completed"}, tables,
+        written = store_match(conn, "st-1", {}, tables,
                               {"landings": [landing_row("st-1", 1), landing_row("st-1", 2)]})
         assert written == 2
-        store_match(conn, "st-1", {"status": "completed"}, tables,
-                    {"landings": [landing_row("st-1", 1)]})
-        count = "SELECT count(*) FROM pewproc.landings WHERE match_id = 'st-1'"
-        assert db.execute(count).fetchone()[0] == 1
-        store_match(conn, "st-1", {"status": "failed", "error_reason": "truncated"}, tables, {})
-    assert db.execute(count).fetchone()[0] == 0
-    assert db.execute(
-        "SELECT status, error_reason, rows_written, times_processed FROM pewproc.matches"
-        " WHERE match_id = 'st-1'").fetchone() == ("failed", "truncated", 0, 3)
+        store_match(conn, "st-1", {}, tables, {"landings": [landing_row("st-1", 1)]})
+    count = "SELECT count(*) FROM pewproc.landings WHERE match_id = 'st-1'"
+    assert db.execute(count).fetchone()[0] == 1
+    assert matches_row(db, "st-1")[:4] == ("completed", None, 1, 2)
+
+
+@pytest.mark.parametrize("status", ["failed", "skipped"])
+def test_a_later_failure_or_skip_never_touches_an_earlier_success(
+    settings: Settings, db: psycopg.Connection, status: str,
+) -> None:
+    match_id = f"st-keep-{status}"
+    tables = output_tables()
+    with psycopg.connect(settings.conninfo) as conn:
+        store_match(conn, match_id, {"attempt": 1}, tables,
+                    {"landings": [landing_row(match_id, 1), landing_row(match_id, 2)]})
+        record_unsuccessful(conn, match_id, status, "file_missing", "gone", {"attempt": 3})
+    assert db.execute("SELECT count(*) FROM pewproc.landings WHERE match_id = %s",
+                      (match_id,)).fetchone()[0] == 2
+    assert matches_row(db, match_id) == ("completed", None, 2, 1, "file_missing", 3, True)
+
+
+def test_a_match_that_never_succeeded_is_failed_and_counts_no_write(
+    settings: Settings, db: psycopg.Connection,
+) -> None:
+    with psycopg.connect(settings.conninfo) as conn:
+        record_unsuccessful(conn, "st-never", "failed", "truncated", "cut", {"attempt": 1})
+        record_unsuccessful(conn, "st-never", "failed", "corrupt_gzip", "bad", {"attempt": 2})
+    assert matches_row(db, "st-never") == ("failed", "corrupt_gzip", 0, 0, "corrupt_gzip", 2,
+                                           True)
+    # and a success afterwards takes over, with its own rows
+    with psycopg.connect(settings.conninfo) as conn:
+        store_match(conn, "st-never", {}, output_tables(),
+                    {"landings": [landing_row("st-never", 1)]})
+    assert matches_row(db, "st-never")[:4] == ("completed", None, 1, 1)
 
 
 def test_a_row_that_does_not_fit_rolls_back_the_whole_match(

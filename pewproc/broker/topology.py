@@ -26,16 +26,28 @@ def declare_topology(connection: pika.BlockingConnection, settings: Settings) ->
     quorum queue on a cluster, say) is used as it is instead of failing the declaration.
     """
     channel = connection.channel()
-    channel = _ensure(connection, channel, settings.work_queue, None)
-    channel = _ensure(connection, channel, settings.dead_letter_queue, None)
+    for queue, arguments in queue_arguments(settings).items():
+        channel = _ensure(connection, channel, queue, arguments)
+    return channel
+
+
+def declare_queue(connection: pika.BlockingConnection, settings: Settings, queue: str) -> None:
+    """Declare one of pewproc's queues again (someone deleted it), as `declare_topology` would."""
+    channel = _ensure(connection, connection.channel(), queue, queue_arguments(settings)[queue])
+    channel.close()
+
+
+def queue_arguments(settings: Settings) -> dict[str, dict[str, object] | None]:
+    """Every queue pewproc uses, with the arguments it declares it with if it is missing."""
+    queues: dict[str, dict[str, object] | None] = {
+        settings.work_queue: None, settings.dead_letter_queue: None}
     for delay in sorted(set(settings.retry_delay_list)):
-        arguments = {
+        queues[settings.retry_queue(delay)] = {
             "x-message-ttl": delay * 1000,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": settings.work_queue,
         }
-        channel = _ensure(connection, channel, settings.retry_queue(delay), arguments)
-    return channel
+    return queues
 
 
 def _ensure(connection: pika.BlockingConnection, channel: BlockingChannel, queue: str,

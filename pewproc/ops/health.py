@@ -26,6 +26,7 @@ class HealthState:
         self.stall_after = stall_after
         self.last_loop = time.monotonic()
         self.broker_connected = False
+        self.publish_wait = 0.0  # seconds the copy being published has waited for the broker
 
     def beat(self) -> None:
         self.last_loop = time.monotonic()
@@ -39,6 +40,9 @@ class HealthState:
     def ready(self) -> tuple[bool, str]:
         if not self.broker_connected:
             return False, "not connected to the broker"
+        if self.publish_wait >= 5.0:
+            return False, (f"the broker is blocking publishes: a copy has waited "
+                           f"{self.publish_wait:.0f} s for confirmation (memory or disk alarm?)")
         try:
             with psycopg.connect(self.conninfo, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")

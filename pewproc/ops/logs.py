@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from pewproc.settings import Settings
+from pewproc.text import printable
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is structured data.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -30,13 +31,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record: control characters in the message are escaped, so a value from a
+    message (a NUL, a newline in a match id) can neither break nor forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -17,7 +17,7 @@ from pewproc.processing import TaskResult
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-_OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered"}
+_OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered", "reject": "rejected"}
 
 
 class Metrics:
@@ -59,6 +59,15 @@ class Metrics:
             "pewproc_queue_messages", "Messages ready in a queue (polled).", ["queue"], registry=r)
         self.queue_consumers = Gauge(
             "pewproc_queue_consumers", "Consumers of a queue (polled).", ["queue"], registry=r)
+        self.copy_fallbacks = Counter(
+            "pewproc_copy_fallbacks", "Copies that could not be published as they were, by what "
+            "was done instead (minimal_dead_letter, rejected).", ["kind"], registry=r)
+        self.settle_crashes = Counter(
+            "pewproc_settle_crashes", "Deliveries whose settlement raised; each is dead-lettered "
+            "minimally, now and if it comes back.", registry=r)
+        self.publish_blocked = Gauge(
+            "pewproc_broker_publish_blocked", "1 while a copy has waited over 5 s for the "
+            "broker's confirmation (a memory or disk alarm blocks publishers).", registry=r)
         self.last_success = Gauge(
             "pewproc_last_success_timestamp_seconds", "Unix time of the last completed match.",
             registry=r)

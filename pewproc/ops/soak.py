@@ -325,8 +325,7 @@ def permanent_reason(key: str, body: bytes, settings: Settings) -> str:
     try:
         message = decode_message(body, settings.max_message_bytes)
         path = resolve_inside(message.file_path, settings.telemetry_root)
-        read_telemetry(path, ReadLimits(settings.max_file_bytes, settings.max_json_bytes,
-                                        settings.max_events))
+        read_telemetry(path, ReadLimits.of(settings))
     except PermanentError as exc:
         return exc.reason
     raise SoakError(f"poison message {key} reads fine: it would not be dead-lettered")

@@ -1,12 +1,14 @@
 """Reading one telemetry file: locate it safely, decompress it within limits, parse it once.
 
 Files on disk come gzipped once, gzipped twice, or plain; the format is told by the magic bytes,
-never by the name. Decompression is capped, so a gzip bomb fails with a clear reason instead of
-taking the machine's memory.
+never by the name. The read and the decompression are both capped, so a growing file or a gzip
+bomb fails with a clear reason instead of taking the machine's memory. A file that is cut short
+but was modified moments ago is most likely still being written: that failure is transient.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -15,10 +17,13 @@ from typing import Any
 
 import orjson
 
-from pewproc.errors import TelemetryError
+from pewproc.errors import TelemetryError, TransientError
+from pewproc.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_GZIP_LAYERS = 3
+# Failures a file that is still being written shows: cut-off gzip, cut-off or empty JSON.
+_INCOMPLETE = frozenset({"truncated", "telemetry_not_json"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,12 @@ class ReadLimits:
     max_file_bytes: int
     max_json_bytes: int
     max_events: int
+    settle_seconds: float = 0.0  # younger files that look cut short are retried, not refused
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReadLimits:
+        return cls(settings.max_file_bytes, settings.max_json_bytes, settings.max_events,
+                   settings.file_settle_seconds)
 
 
 @dataclass(frozen=True)
@@ -62,26 +73,53 @@ def resolve_inside(file_path: str, root: str | Path) -> Path:
 
 def read_telemetry(path: Path, limits: ReadLimits) -> ReadResult:
     t0 = time.perf_counter()
+    raw, modified = _read_capped(path, limits.max_file_bytes)
+    file_bytes = len(raw)
+    t1 = time.perf_counter()
     try:
-        size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            raise TelemetryError(
-                f"{path.name} is {size} bytes, over MAX_FILE_BYTES={limits.max_file_bytes}",
-                "file_too_large",
-            )
-        raw = path.read_bytes()
+        data = decompress(raw, limits.max_json_bytes)
+        del raw  # the compressed bytes are not needed past this point
+        t2 = time.perf_counter()
+        events = parse_events(data, limits.max_events)
+    except TelemetryError as exc:
+        age = time.time() - modified
+        if exc.reason in _INCOMPLETE and age < limits.settle_seconds:
+            raise TransientError(
+                f"{exc}; the file was modified {age:.0f} s ago, so it is probably still being "
+                f"written (FILE_SETTLE_SECONDS={limits.settle_seconds:g})",
+                "file_incomplete",
+            ) from None
+        raise
+    t3 = time.perf_counter()
+    return ReadResult(events, file_bytes, len(data), t1 - t0, t2 - t1, t3 - t2)
+
+
+def _read_capped(path: Path, max_bytes: int) -> tuple[bytes, float]:
+    """The file's bytes and modification time; never more than `max_bytes` + 1 are read, so a
+    file that grows after it was opened cannot take more memory than the limit allows."""
+    try:
+        with path.open("rb") as file:
+            stat = os.fstat(file.fileno())
+            if stat.st_size > max_bytes:
+                raise TelemetryError(f"{path.name} is {stat.st_size} bytes, over "
+                                     f"MAX_FILE_BYTES={max_bytes}", "file_too_large")
+            raw = file.read(stat.st_size + 1)  # one more: notices a file still growing
+            if len(raw) > stat.st_size:
+                raw += file.read(max_bytes + 1 - len(raw))
+            modified = stat.st_mtime
     except FileNotFoundError:
         raise TelemetryError(f"telemetry file not found: {path}", "file_missing") from None
     except IsADirectoryError:
         raise TelemetryError(f"{path} is a directory", "file_unreadable") from None
     except PermissionError as exc:
-        raise TelemetryError(f"cannot read {path}: {exc}", "file_unreadable") from None
-    t1 = time.perf_counter()
-    data = decompress(raw, limits.max_json_bytes)
-    t2 = time.perf_counter()
-    events = parse_events(data, limits.max_events)
-    t3 = time.perf_counter()
-    return ReadResult(events, len(raw), len(data), t1 - t0, t2 - t1, t3 - t2)
+        # Like a missing database grant: an operator's fix (ownership, mode) makes it readable.
+        raise TransientError(f"cannot read {path}: {exc.strerror}", "file_permission_denied"
+                             ) from None
+    if len(raw) > max_bytes:
+        raise TelemetryError(
+            f"{path.name} is over MAX_FILE_BYTES={max_bytes} bytes", "file_too_large"
+        )
+    return raw, modified
 
 
 def decompress(raw: bytes, max_bytes: int) -> bytes:

@@ -30,6 +30,16 @@ def match_kind_of(events: list[Event]) -> str | None:
     return None
 
 
+def is_match(events: list[Event]) -> bool:
+    """Whether the events are a match's telemetry at all. Real files open with
+    LogMatchDefinition, so this stops at once for them; only a file that is no match is read to
+    its end."""
+    return any(event.get("_T") in _MATCH_MARKERS for event in events)
+
+
+_MATCH_MARKERS = frozenset({"LogMatchDefinition", "LogMatchStart"})
+
+
 def _characters(event: Event) -> list[Event]:
     """LogMatchStart/End list plain characters (old files) or wrappers {character, ...} (new)."""
     out = []
