@@ -8,6 +8,12 @@ children killed) as soon as its other tasks have finished. No task is lost to an
 except when a child dies outright: then every task of that executor fails with
 `BrokenProcessPool`, and the caller retries them.
 
+A task's time limit counts from the moment a child really starts it: each child says so on a pipe
+(a future reports "running" as soon as it is queued for the children, long before). Tasks that
+wait while a child sits idle without taking them (a stopped or wedged child holding the call
+queue's lock) mean the generation is stalled: it is replaced, and those tasks are handed back as
+`pool_stalled`, never started.
+
 Every method is called from the consumer's thread; the executors' own threads only run the
 done-callbacks registered here, which touch nothing but their generation's task table.
 """
@@ -23,6 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import count
+from multiprocessing.connection import Connection
 
 from pewproc.processing import Processor, TaskResult, init_child, run_in_child
 from pewproc.settings import Settings
@@ -32,14 +40,28 @@ log = logging.getLogger(__name__)
 TaskFuture = Future[TaskResult]
 
 
+# How long tasks may wait beside an idle child before the generation counts as stalled (at most
+# TASK_TIMEOUT_SECONDS): far beyond a child's start-up, far below any time limit worth having.
+STALL_SECONDS = 30.0
+
+
 @dataclass(eq=False)
 class _Generation:
     number: int
     executor: Executor
+    starts: Connection  # children send the id of each task they start
+    starts_writer: Connection
     tasks_submitted: int = 0
+    waiting: dict[int, tuple[TaskFuture, float]] = field(default_factory=dict)  # id -> submitted
     running: dict[TaskFuture, float] = field(default_factory=dict)  # future -> deadline
+    ids: dict[TaskFuture, int] = field(default_factory=dict)
     hung: set[TaskFuture] = field(default_factory=set)
+    last_progress: float = field(default_factory=time.monotonic)  # a task started or ended
     broken: bool = False
+
+    def close_pipe(self) -> None:
+        self.starts.close()
+        self.starts_writer.close()
 
 
 class WorkerPool:
@@ -49,6 +71,8 @@ class WorkerPool:
         self.size = settings.pool_size
         self.settings = settings
         self.task_timeout = settings.task_timeout
+        self.stall_after = min(settings.task_timeout, STALL_SECONDS)
+        self._task_ids = count(1)
         self.recycle_after = settings.max_tasks_per_child * self.size
         self._on_restart = on_restart or (lambda reason: None)
         self._context = multiprocessing.get_context("forkserver")
@@ -66,57 +90,82 @@ class WorkerPool:
             generation = self._replace("child_lost")
         elif self.recycle_after and generation.tasks_submitted >= self.recycle_after:
             generation = self._replace("recycled")
+        task_id = next(self._task_ids)
         try:
-            future = generation.executor.submit(run_in_child, body, attempt)
+            future = generation.executor.submit(run_in_child, task_id, body, attempt)
         except BrokenProcessPool:
             generation = self._replace("child_lost")
-            future = generation.executor.submit(run_in_child, body, attempt)
+            future = generation.executor.submit(run_in_child, task_id, body, attempt)
         generation.tasks_submitted += 1
         with self._lock:
-            generation.running[future] = time.monotonic() + self.task_timeout
+            generation.waiting[task_id] = (future, time.monotonic())
+            generation.ids[future] = task_id
         future.add_done_callback(lambda f, g=generation: self._task_done(g, f))
         return future
 
     def _task_done(self, generation: _Generation, future: TaskFuture) -> None:
         with self._lock:
             generation.running.pop(future, None)
+            generation.waiting.pop(generation.ids.pop(future, 0), None)
+            generation.last_progress = time.monotonic()
         if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
             generation.broken = True
 
-    def expired(self, now: float | None = None) -> list[TaskFuture]:
-        """Tasks past the time limit; their generation is retired and its children will be killed.
-
-        The caller settles these tasks itself; whatever their futures do later is to be ignored.
-        """
+    def expired(self, now: float | None = None) -> list[tuple[TaskFuture, str]]:
+        """Tasks to settle now, with why: `timeout` (ran past the time limit) or `pool_stalled`
+        (never started: the generation took no work). Their generation is retired and its
+        children will be killed; whatever their futures do later is to be ignored."""
         now = time.monotonic() if now is None else now
-        found: list[TaskFuture] = []
+        found: list[tuple[TaskFuture, str]] = []
         for generation in [self._current, *self._retiring]:
             with self._lock:
-                late = [f for f, deadline in generation.running.items() if deadline <= now]
-                # A task still queued in the executor has not started: its clock starts later.
-                for future in [f for f in late if not f.running() and not f.done()]:
-                    generation.running[future] = now + self.task_timeout
-                    late.remove(future)
-                for future in late:
+                self._note_starts(generation, now)
+                timed_out = [f for f, deadline in generation.running.items() if deadline <= now]
+                for future in timed_out:
                     del generation.running[future]
-            if late:
-                generation.hung.update(late)
-                found.extend(late)
+                stalled = [generation.waiting.pop(task_id)[0]
+                           for task_id in self._stalled(generation, now)]
+            found += [(f, "timeout") for f in timed_out] + [(f, "pool_stalled") for f in stalled]
+            if timed_out or stalled:
+                generation.hung.update(timed_out + stalled)
                 if generation is self._current:
-                    self._replace("timeout")
+                    self._replace("pool_stalled" if stalled else "timeout")
         return found
+
+    def _note_starts(self, generation: _Generation, now: float) -> None:
+        """Start the clock of every task a child has said it started (called under the lock)."""
+        while generation.starts.poll(0):
+            try:
+                task_id = generation.starts.recv()
+            except (EOFError, OSError):
+                return
+            waiting = generation.waiting.pop(task_id, None)
+            if waiting is not None:
+                generation.running[waiting[0]] = now + self.task_timeout
+                generation.last_progress = now
+
+    def _stalled(self, generation: _Generation, now: float) -> list[int]:
+        """Ids of the waiting tasks, if they wait beside an idle child and nothing has moved for
+        `stall_after` seconds; none otherwise (called under the lock)."""
+        if not generation.waiting or len(generation.running) >= self.size:
+            return []
+        oldest = min(submitted for _, submitted in generation.waiting.values())
+        if now - max(oldest, generation.last_progress) < self.stall_after:
+            return []
+        return list(generation.waiting)
 
     def maintain(self) -> None:
         """Shut down retired generations whose remaining tasks are all finished or hung."""
         for generation in list(self._retiring):
             with self._lock:
-                busy = bool(generation.running)
+                busy = bool(generation.running or generation.waiting)
             if busy:
                 continue
             self._retiring.remove(generation)
             if generation.hung:
                 _kill_children(generation.executor)
             generation.executor.shutdown(wait=False, cancel_futures=True)
+            generation.close_pipe()
 
     # Lifecycle
 
@@ -132,7 +181,7 @@ class WorkerPool:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(g.running) for g in [self._current, *self._retiring])
+        return sum(len(g.running) + len(g.waiting) for g in [self._current, *self._retiring])
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop every generation; with wait=False, kill children still running."""
@@ -140,17 +189,19 @@ class WorkerPool:
             if not wait:
                 _kill_children(generation.executor)
             generation.executor.shutdown(wait=wait, cancel_futures=True)
+            generation.close_pipe()
         self._retiring.clear()
 
     def _new_generation(self) -> _Generation:
         self._generations += 1
+        starts, starts_writer = self._context.Pipe(duplex=False)
         executor = ProcessPoolExecutor(
             max_workers=self.size,
             mp_context=self._context,
             initializer=init_child,
-            initargs=(self.settings, os.getpid()),
+            initargs=(self.settings, os.getpid(), starts_writer),
         )
-        return _Generation(self._generations, executor)
+        return _Generation(self._generations, executor, starts, starts_writer)
 
     def _replace(self, reason: str) -> _Generation:
         old = self._current
@@ -199,7 +250,7 @@ class InlinePool:
         future.add_done_callback(self._running.discard)
         return future
 
-    def expired(self, now: float | None = None) -> list[TaskFuture]:
+    def expired(self, now: float | None = None) -> list[tuple[TaskFuture, str]]:
         return []
 
     def maintain(self) -> None:

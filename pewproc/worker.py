@@ -366,14 +366,16 @@ class Worker:
         if self.health is not None:
             self.health.beat()
             self.health.publish_wait = waiting
-        for future in self.pool.expired():
+        for future, reason in self.pool.expired():
             delivery = self._in_flight.get(future)
             if delivery is not None:
                 error = TimeoutError(
                     f"task ran past TASK_TIMEOUT_SECONDS={self.settings.task_timeout:g}"
+                    if reason == "timeout" else "never started: the pool took no work while a "
+                    "child sat idle (a stopped or wedged child?)"
                 )
                 self._settle(connection, channel, delivery, future,
-                             lost_child_result(error, "timeout", delivery.body))
+                             lost_child_result(error, reason, delivery.body))
             self._abandoned.add(future)  # whatever its child does next is to be ignored
         self.pool.maintain()
         if self._stats.due(self.settings.stats_interval):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import time
 import zlib
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def test_poison_messages_are_dead_lettered_at_once_with_their_reason(
     def put(name: str, data: bytes) -> Path:
         path = root / name
         path.write_bytes(data)
+        settled = time.time() - 3600  # written long ago: a cut-off file is not still growing
+        os.utime(path, (settled, settled))
         return path
 
     bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
