@@ -41,8 +41,8 @@ TaskFuture = Future[TaskResult]
 
 
 # How long tasks may wait beside an idle child before the generation counts as stalled (at most
-# TASK_TIMEOUT_SECONDS): far beyond a child's start-up, far below any time limit worth having.
-STALL_SECONDS = 30.0
+# TASK_TIMEOUT_SECONDS): far beyond the start-up of a child, even on a loaded machine.
+STALL_SECONDS = 10.0
 
 
 @dataclass(eq=False)

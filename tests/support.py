@@ -51,10 +51,11 @@ def make_match(settings: Settings, match_id: str, *, seed: int = 1, players: int
 
 
 def publish(settings: Settings, bodies: list[bytes], queue: str | None = None,
-            headers: dict[str, Any] | None = None) -> None:
+            headers: dict[str, Any] | None = None, declare: bool = True) -> None:
     connection = connect(settings)
     try:
-        declare_topology(connection, settings)
+        if declare:
+            declare_topology(connection, settings)
         publisher = ConfirmingPublisher(connection)
         for body in bodies:
             publisher.publish(queue or settings.work_queue, body, headers)

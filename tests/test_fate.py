@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import math
+import struct
 from datetime import datetime
 
+import orjson
+import pika
+import pika.data
 import pytest
 
+from pewproc.broker.fields import FRAME_SHARE, header_frame_size, install_faithful_float_decoding
 from pewproc.fate import (
     ATTEMPT,
+    DROPPED,
     ERROR,
     ERROR_CLASS,
     FAILED_AT,
     HISTORY,
     MATCH_ID,
+    MINIMAL,
     REASON,
     WORKER,
     Fate,
     attempt_of,
     decide,
     lost_child_result,
+    minimal_dead_letter,
 )
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
@@ -201,6 +210,12 @@ def test_exhausted_retries_without_a_reason_say_unknown() -> None:
         ({ATTEMPT: 2.0}, 1),
         ({ATTEMPT: None}, 1),
         ({ATTEMPT: [2]}, 1),
+        ({ATTEMPT: True}, 1),  # bool is an int to Python, never to us
+        ({ATTEMPT: 1e30}, 1),  # a double from another client
+        ({ATTEMPT: 10**30}, 1),  # what pika made of that double before
+        ({ATTEMPT: 2**63 - 1}, 1),
+        ({ATTEMPT: 10_000}, 10_000),
+        ({ATTEMPT: 10_001}, 1),
     ],
 )
 def test_attempt_of(headers: dict | None, expected: int) -> None:
@@ -237,3 +252,71 @@ def test_lost_child_result_of_a_silent_exception_names_its_class() -> None:
     fate = decide(result, 6, None, SETTINGS)
     assert fate.headers[REASON] == "retries_exhausted:timeout"
     assert fate.headers[ERROR_CLASS] == "builtins.TimeoutError"
+
+
+# Copies that always fit and always encode
+
+
+def encoded_headers(headers: dict) -> int:
+    """Bytes of the content-header frame a copy with these headers makes; raises if pika cannot
+    encode them."""
+    return header_frame_size(pika.BasicProperties(headers=headers))
+
+
+def test_a_huge_match_id_is_shortened_with_a_hash_in_the_dead_letter() -> None:
+    long_ids = ["x" * 150_000, "x" * 149_999 + "y"]
+    ids = [decide(TaskResult(outcome="failed", match_id=m, reason="message_too_large"), 1, None,
+                  SETTINGS).headers[MATCH_ID] for m in long_ids]
+    assert all(len(i) <= 128 for i in ids)
+    assert ids[0] != ids[1]  # the hash tells them apart
+    assert decide(permanent(), 1, None, SETTINGS).headers[MATCH_ID] == "m1"  # short ids as they are
+
+
+def test_carried_headers_are_capped_largest_first_and_named() -> None:
+    headers = {"x-big": "b" * 131_000, "x-medium": "m" * 10_000, "x-small": "s", ATTEMPT: 1}
+    fate = decide(permanent(), 1, headers, SETTINGS)
+    assert "x-big" not in fate.headers
+    assert fate.headers["x-medium"] == "m" * 10_000 and fate.headers["x-small"] == "s"
+    assert fate.headers[DROPPED] == ["x-big"]
+    assert encoded_headers(fate.headers) < 64 * 1024
+
+
+def test_values_pika_cannot_send_back_as_they_came_are_dropped_not_changed() -> None:
+    headers = {"x-double": 1.57, "x-nested": {"a": [1, 2.5]}, "x-huge": 2**70,
+               "x-fine": {"a": [1, "two", None, True]}}
+    for result in (permanent(), transient()):
+        fate = decide(result, 1, headers, SETTINGS)
+        assert sorted(fate.headers[DROPPED]) == ["x-double", "x-huge", "x-nested"]
+        assert fate.headers["x-fine"] == {"a": [1, "two", None, True]}
+        encoded_headers(fate.headers)  # encodes
+
+
+def test_the_worst_headers_still_make_a_copy_far_below_the_default_frame_max() -> None:
+    nasty = "\u00e9\x00" * 3000  # multi-byte and control characters, long
+    headers = {f"x-h{i}": "v" * 5000 for i in range(40)}
+    headers[HISTORY] = [nasty] * 100
+    result = TaskResult(outcome="failed", match_id=nasty * 10, retryable=False, reason=nasty,
+                        error=nasty, error_class=nasty)
+    fate = decide(result, 1, headers, SETTINGS.replace(worker_id=nasty))
+    assert encoded_headers(fate.headers) < 131_072 * FRAME_SHARE
+    assert all("\x00" not in str(v) for k, v in fate.headers.items() if k.startswith("x-pewproc"))
+
+
+def test_the_minimal_dead_letter_is_small_and_names_the_reason() -> None:
+    body = orjson.dumps({"match_id": "z" * 50_000, "file_path": "x"})
+    fate = minimal_dead_letter("settlement_crashed", body, SETTINGS)
+    assert (fate.action, fate.queue) == ("dead_letter", DLQ)
+    assert fate.headers[REASON] == "settlement_crashed" and fate.headers[MINIMAL] is True
+    assert encoded_headers(fate.headers) < 1024
+
+
+def test_doubles_from_other_clients_decode_as_floats_and_nan_does_not_break_decoding() -> None:
+    install_faithful_float_decoding()
+    table = (b"x-pi", b"d", struct.pack(">d", 1.57), b"x-nan", b"d", struct.pack(">d", math.nan),
+             b"x-f", b"f", struct.pack(">f", 0.5), b"x-int", b"l", struct.pack(">q", 7))
+    body = b"".join(bytes([len(table[i])]) + table[i] + table[i + 1] + table[i + 2]
+                    for i in range(0, len(table), 3))
+    decoded, _ = pika.data.decode_table(struct.pack(">I", len(body)) + body, 0)
+    assert decoded["x-pi"] == 1.57 and decoded["x-f"] == 0.5 and decoded["x-int"] == 7
+    assert math.isnan(decoded["x-nan"])
+    assert attempt_of({ATTEMPT: decoded["x-pi"]}) == 1

@@ -168,3 +168,14 @@ def test_every_cli_command_runs_against_the_real_services(
 
     code, out = run(settings, "dlq", "replay")
     assert code == 2 and "--reason, --match-id or --all" in out
+
+
+def test_text_logs_escape_control_characters_from_messages() -> None:
+    import logging
+
+    from pewproc.ops.logs import TextFormatter
+
+    record = logging.makeLogRecord({"msg": "match %s failed", "args": ("a\x00b\nforged line",),
+                                    "levelname": "WARNING", "name": "pewproc"})
+    line = TextFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING match a\\x00b\\x0aforged line failed"

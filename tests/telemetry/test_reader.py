@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pewproc.errors import PermanentError, TelemetryError
+from pewproc.errors import PermanentError, TelemetryError, TransientError
 from pewproc.telemetry.reader import (
     ReadLimits,
     decompress,
@@ -342,3 +343,58 @@ def test_resolve_then_read_round_trip(root: Path) -> None:
     path = resolve_inside("matchID=m1/raw.json.gz", root)
     assert read(path) == EVENTS
     assert os.path.commonpath([path, root.resolve()]) == str(root.resolve())
+
+
+# Files still being written, unreadable files, files that grow
+
+
+@pytest.mark.parametrize("cut", [gzip.compress(JSON)[:40], JSON[:25], b""])
+def test_a_young_cut_off_file_is_transient_and_an_old_one_permanent(
+    tmp_path: Path, cut: bytes
+) -> None:
+    path = write(tmp_path / "growing.json.gz", cut)
+    limits = ReadLimits(MB, MB, 1000, settle_seconds=60.0)
+    with pytest.raises(TransientError) as info:
+        read_telemetry(path, limits)
+    assert info.value.reason == "file_incomplete"
+    assert "still being written" in str(info.value)
+    settled = time.time() - 61
+    os.utime(path, (settled, settled))
+    assert reason_of(path, limits) in ("truncated", "telemetry_not_json")
+
+
+def test_a_young_file_with_another_defect_stays_permanent(tmp_path: Path) -> None:
+    path = write(tmp_path / "object.json", b'{"_T": "LogMatchStart"}')
+    assert reason_of(path, ReadLimits(MB, MB, 1000, settle_seconds=60.0)) == "not_event_list"
+
+
+def test_the_read_itself_is_capped_whatever_the_size_on_disk_says() -> None:
+    # /proc files say they are empty and hold more: like a file that grew after stat().
+    path = Path("/proc/self/status")
+    assert os.stat(path).st_size == 0 and len(path.read_bytes()) > 200
+    assert reason_of(path, ReadLimits(100, MB, 1000)) == "file_too_large"
+
+
+def test_an_unreadable_file_is_transient_like_a_missing_grant(tmp_path: Path) -> None:
+    """Read in a process that obeys file modes: root gives up its override capabilities."""
+    import shutil
+    import subprocess
+    import sys
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root reads any file, and setpriv (util-linux) is not here to prevent it")
+        drop = "-dac_override,-dac_read_search"
+        prefix = [setpriv, "--bounding-set", drop, "--inh-caps", drop]
+    path = write(tmp_path / "raw.json", JSON)
+    path.chmod(0o000)
+    script = ("import sys; from pathlib import Path; "
+              "from pewproc.telemetry.reader import ReadLimits, read_telemetry; "
+              "from pewproc.errors import TransientError\n"
+              "try:\n    read_telemetry(Path(sys.argv[1]), ReadLimits(10**6, 10**6, 10))\n"
+              "except TransientError as exc:\n    print(exc.reason)\n")
+    out = subprocess.run([*prefix, sys.executable, "-c", script, str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "file_permission_denied"
