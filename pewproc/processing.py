@@ -76,6 +76,8 @@ class Processor:
             max_size=settings.db_pool_max_size,
             open=True,
             name=f"pewproc-{os.getpid()}",
+            # pg_stat_activity then shows which process holds each session.
+            kwargs={"application_name": f"pewproc-{os.getpid()}"},
             timeout=settings.db_pool_timeout,
             reconnect_timeout=60.0,
             check=psycopg_pool.ConnectionPool.check_connection,

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -264,18 +263,16 @@ def test_a_file_still_being_written_is_retried_and_completes_once_written(
     never_reconnected(worker)
 
 
-def _child_holding(settings: Settings, worker: RunningWorker) -> int:
-    """The pool child whose database session waits on an advisory lock."""
-    with psycopg.connect(settings.conninfo, autocommit=True) as conn:
-        port = conn.execute(
-            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND NOT l.granted").fetchone()[0]
-    out = subprocess.run(["ss", "-tnpH", f"sport = :{port}"], capture_output=True, text=True,
-                         check=True).stdout
+def _child_waiting_on_a_lock(settings: Settings, worker: RunningWorker) -> int | None:
+    """The pool child whose database session waits on an advisory lock (sessions are named
+    after their process)."""
     children = worker.pool_children()
-    owners = [pid for pid in children if f"pid={pid}," in out]
-    assert len(owners) == 1, (out, children)
-    return owners[0]
+    with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND NOT l.granted")}
+    owners = [pid for pid in children if f"pewproc-{pid}" in names]
+    return owners[0] if len(owners) == 1 else None
 
 
 def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
@@ -288,8 +285,8 @@ def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     try:
         with hold_match_lock(settings, "busy"):
             publish(settings, [message_for("busy", paths["busy"])])
-            wait_for(lambda: lock_waiters(settings) == 1, 60, "busy to be in its write")
-            busy_child = _child_holding(settings, worker)
+            busy_child = wait_for(lambda: _child_waiting_on_a_lock(settings, worker), 60,
+                                  "busy to be in its write")
             (stopped,) = [p for p in worker.pool_children() if p != busy_child]
             os.kill(stopped, signal.SIGSTOP)  # idle, holding the call queue's lock
             publish(settings, [message_for("queued", paths["queued"])])
@@ -405,3 +402,77 @@ def test_a_broker_memory_alarm_blocks_neither_the_loop_nor_the_successes(
 
 def letters_count(broker: Any, settings: Settings) -> int:
     return queue_counts(broker, settings.dead_letter_queue)[0]
+
+
+def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_returns(
+    settings: Settings, db: psycopg.Connection, broker, monkeypatch,
+) -> None:
+    """A bug strikes while one delivery is settled: the loop survives and never retries it."""
+    import threading
+
+    from pewproc import worker as worker_module
+    from pewproc.worker import Worker
+
+    real_decide = worker_module.decide
+
+    def buggy_decide(result, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if result.match_id == "crasher":
+            raise RuntimeError("a bug in settlement")
+        return real_decide(result, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "decide", buggy_decide)
+    crasher = message_for("crasher", make_match(settings, "crasher", seed=28))
+    good = make_match(settings, "after-crash", seed=29)
+    worker = Worker(settings)
+
+    def drive() -> None:
+        with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+            publish(settings, [crasher])
+            wait_for(lambda: letters_count(broker, settings) == 1, 60, "the first crash handled")
+            publish(settings, [crasher])  # the same message again, as a redelivery would be
+            wait_for(lambda: letters_count(broker, settings) == 2, 60, "the second one")
+            publish(settings, [message_for("after-crash", good)])
+            wait_for(lambda: (match_rows(conn, "after-crash") or {}).get("status")
+                     == "completed", 60, "the good match")
+        worker.request_stop()
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    assert worker.run() == 0
+    driver.join()
+    assert [(x.reason, x.headers.get(fate.MINIMAL)) for x in letters(settings)] == [
+        ("settlement_crashed", True)] * 2
+    assert match_rows(db, "crasher")["times_processed"] == 1  # the return was not processed
+    assert worker.metrics.settle_crashes._value.get() == 1
+    assert worker.metrics.reconnects._value.get() == 0
+    settled(broker, settings, 2)
+
+
+def test_copies_the_broker_refuses_fall_back_to_a_minimal_letter_then_a_reject(
+    settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
+) -> None:
+    """Queues an operator made full (x-max-length, reject-publish) nack pewproc's copies."""
+    full = {"x-max-length": 0, "x-overflow": "reject-publish"}
+    connection = connect(settings)
+    channel = connection.channel()
+    channel.queue_declare(settings.dead_letter_queue, durable=True,
+                          arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    for delay in set(settings.retry_delay_list):
+        channel.queue_declare(settings.retry_queue(delay), durable=True, arguments=full)
+    connection.close()
+    worker = started(launch_worker, settings)
+    root = Path(settings.telemetry_root)
+    young = root / "young.json.gz"
+    young.write_bytes(gzip.compress(b"[{}]")[:10])  # cut off, just now: to be retried
+    publish(settings, [message_for("young", young)])
+    wait_for(lambda: letters_count(broker, settings) == 1, 60, "the retry copy's fallback")
+    (letter,) = letters(settings)
+    assert (letter.reason, letter.headers[fate.MINIMAL]) == ("file_incomplete", True)
+    publish(settings, [message_for("refused", root / "none.gz")])
+    wait_for(lambda: any(o["action"] == "reject" for o in worker.outcomes()), 60, "a reject")
+    errors = [r["message"] for r in worker.log_records() if r["level"] == "ERROR"]
+    assert any("rejected without requeue" in m for m in errors)
+    assert letters_count(broker, settings) == 1
+    good_match_completes(db, settings, "after-refusals")
+    settled(broker, settings, 1)
+    never_reconnected(worker)
