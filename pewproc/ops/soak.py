@@ -282,6 +282,10 @@ def _poison_body(kind: str, key: str, n: int, root: Path, outside: Path, sample:
         path = root / "poison" / f"{key}-{name}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        # Dated long ago, as a broken file is: a cut-off file written just now would be retried
+        # as still being written (FILE_SETTLE_SECONDS), which is not what this kind tests.
+        settled = time.time() - 86_400
+        os.utime(path, (settled, settled))
         return path
 
     raw = sample.read_bytes()
