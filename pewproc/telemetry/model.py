@@ -62,6 +62,9 @@ class MatchContext:
     match_id: str
     tracked: frozenset[str] | None = None  # account ids; None means every human player
     players: dict[str, Player] = field(default_factory=dict)  # filled during the pass
+    # account id -> (team id, time of death) of each player dead at this point of the pass
+    # (`collectors.lives`); at the end, of those dead when the match ended
+    dead: dict[str, tuple[int | None, datetime | None]] = field(default_factory=dict)
 
     def is_tracked(self, account_id: str | None) -> bool:
         if not account_id or account_id.startswith("ai."):  # is_bot, inlined: a hot path
