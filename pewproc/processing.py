@@ -20,15 +20,18 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg.types.json import Jsonb
 
 from pewproc.errors import PermanentError, TransientError
 from pewproc.message import MatchMessage, decode_message, peek_match_id
 from pewproc.settings import Settings
+from pewproc.storage.tracked import TrackedPlayers
 from pewproc.storage.writer import store_match
 from pewproc.telemetry.collectors.match import match_kind_of
 from pewproc.telemetry.extract import extract, output_tables
 from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import ReadLimits, ReadResult, read_telemetry, resolve_inside
+from pewproc.telemetry.version import EXTRACTOR_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ class Processor:
             settings.max_file_bytes, settings.max_json_bytes, settings.max_events
         )
         self.kinds = settings.match_kind_set
-        self.tracked = settings.tracked_player_set
+        self.tracked = TrackedPlayers(settings)
         self.tables = output_tables()
         self.db = psycopg_pool.ConnectionPool(
             settings.conninfo,
@@ -138,13 +141,15 @@ class Processor:
             "error_reason": None,
             "error": None,
             "event_count": len(read.events),
+            **_provenance(message),
         }
         if self.kinds is not None and kind not in self.kinds:
             result.outcome, result.reason = "skipped", f"match kind {kind!r} not processed"
             self._store(message.match_id, {**base, "status": "skipped"}, {}, result, wall0)
             return
+        tracked = self.tracked.current(self.db.connection)
         t0 = time.perf_counter()
-        extraction = extract(read.events, MatchContext(message.match_id, self.tracked))
+        extraction = extract(read.events, MatchContext(message.match_id, tracked))
         result.stages["extract"] = time.perf_counter() - t0
         fields = {**base, **{k: v for k, v in extraction.summary.items() if v is not None}}
         fields["status"] = "completed"
@@ -179,12 +184,19 @@ class Processor:
             "error_reason": (f"retries_exhausted:{result.reason}" if result.retryable
                              else result.reason),
             "error": result.error,
+            **_provenance(message),
         }
         try:
             with self.db.connection() as conn:
                 store_match(conn, message.match_id, fields, self.tables, {})
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             log.warning("could not mark match %s failed: %s", message.match_id, exc)
+
+
+def _provenance(message: MatchMessage) -> dict[str, Any]:
+    """What every matches row records of how it was made: the code's extractor version and
+    the message, for `pewproc reprocess`."""
+    return {"extractor_version": EXTRACTOR_VERSION, "message": Jsonb(message.to_dict())}
 
 
 @contextlib.contextmanager
@@ -253,7 +265,8 @@ def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any
     with garbage_collector_paused():
         read = read_telemetry(path, limits)
         t0 = time.perf_counter()
-        extraction = extract(read.events, MatchContext(match_id, settings.tracked_player_set))
+        tracked = TrackedPlayers(settings).current(lambda: psycopg.connect(settings.conninfo))
+        extraction = extract(read.events, MatchContext(match_id, tracked))
     stages = {**_read_stages(read), "extract": time.perf_counter() - t0}
     return {"match_id": match_id, "events": len(read.events), "rows": extraction.row_counts(),
             "stages": stages, "summary": extraction.summary}
