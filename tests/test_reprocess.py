@@ -110,6 +110,7 @@ def test_each_selector_picks_its_matches(schema_settings: Settings) -> None:
               map_name="Baltic_Main", message=Jsonb({"match_id": "m4", "file_path": "/f/m4",
                                                      "game_type": "custom", "worker_id": "up"}))
         store(conn, "m5", status="failed", error_reason="invalid_json", file_path=None)
+        store(conn, "m6")  # completed by this code: never stale
 
     assert selected(settings, stale=True) == ["m1", "m2"]  # completed, other version or none
     assert selected(settings, statuses=["failed"]) == ["m3"]  # m5 has no file to process
@@ -139,3 +140,28 @@ def test_reprocess_wants_a_selector_and_dates_are_utc(schema_settings: Settings)
         MatchMessage(match_id="late", file_path="/files/late.json.gz",
                      game_type="official").to_json().decode()]
     assert invoke(schema_settings, "--until", "2025-07-02T23:00:00", "--dry-run").stdout == ""
+
+
+def test_every_row_the_worker_writes_carries_the_version_and_the_message(
+    schema_settings: Settings,
+) -> None:
+    from pewproc.processing import Processor
+
+    settings = schema_settings.replace(match_kinds="official")
+    messages = [
+        MatchMessage(match_id="v-done", game_type="official", map_name="Desert_Main",
+                     file_path=str(make_match(settings, "v-done", seed=61))),
+        MatchMessage(match_id="v-skip", game_type="custom",
+                     file_path=str(make_match(settings, "v-skip", seed=62))),
+        MatchMessage(match_id="v-fail", file_path="matchID=v-fail/missing.json.gz"),
+    ]
+    processor = Processor(settings)
+    try:
+        outcomes = [processor.process(m.to_json(), attempt=1).outcome for m in messages]
+    finally:
+        processor.close()
+    assert outcomes == ["completed", "skipped", "failed"]
+    with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+        stored = versions(conn)
+    assert {m: (v[0], v[2]) for m, v in stored.items()} == {
+        m.match_id: (EXTRACTOR_VERSION, m.to_dict()) for m in messages}
