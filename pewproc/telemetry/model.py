@@ -150,6 +150,12 @@ def location_m(obj: Event | None) -> tuple[float | None, float | None, float | N
     )
 
 
+def health(character: Event | None) -> float | None:
+    """A character's health, when PUBG logged a number for it."""
+    value = character.get("health") if character else None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def cm_to_m(value: float | None) -> float | None:
     """A distance in centimetres as metres; PUBG's -1 (no distance) becomes None."""
     if value is None or value < 0:

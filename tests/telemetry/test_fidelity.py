@@ -169,3 +169,10 @@ def test_a_team_wiped_out_in_a_fight_lost_when_the_others_tie() -> None:
     assert fight["winner_team_id"] is None
     outcomes = {r["team_id"]: r["team_outcome"] for r in rows(extraction, "fight_participants")}
     assert outcomes == {1: "draw", 2: "lost", 3: "draw"}
+
+
+def test_a_landing_without_a_health_is_a_landing() -> None:
+    """Files (or copies of them) without `health` keep every landing."""
+    character = {k: v for k, v in A1.items() if k != "health"}
+    landing = event("LogParachuteLanding", 100, PLANE, character=character, distance=812.5)
+    assert len(rows(run([landing]), "landings")) == 1

@@ -12,6 +12,7 @@ from pewproc.telemetry.model import (
     Event,
     Handler,
     Row,
+    health,
     is_bot,
     location_m,
     parse_time,
@@ -54,10 +55,10 @@ class Landings(Collector):
         # model's one-key readers (account, name, team, zones) read in place: an absent
         # character reads as an empty one.
         character = event.get("character") or _NO_CHARACTER
-        get = character.get
-        health = get("health")
-        if health.__class__ in (int, float) and health <= 0:
+        now = health(character)
+        if now is not None and now <= 0:
             return  # an echo: PUBG re-emits the landing of a landed player when they are knocked
+        get = character.get
         account_id = get("accountId")
         seq = self.seen[account_id] = self.seen.get(account_id, 0) + 1
         places = get("zone")

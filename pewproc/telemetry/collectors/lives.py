@@ -13,7 +13,7 @@ collector's handler sees an event, `ctx.dead` already reflects it: a sample of a
 from __future__ import annotations
 
 from pewproc.telemetry.collectors.common import Sample
-from pewproc.telemetry.model import Collector, Event, Handler, parse_time
+from pewproc.telemetry.model import Collector, Event, Handler, health, parse_time
 
 
 class Lives(Collector):
@@ -35,6 +35,6 @@ class Lives(Collector):
         # Once per sample: one dict lookup unless the player is dead.
         who = sample[3]
         if who is not None and who[0] in self.ctx.dead:
-            health = sample[2].get("health")  # type: ignore[union-attr]
-            if health.__class__ in (int, float) and health > 0:
+            now = health(sample[2])
+            if now is not None and now > 0:
                 del self.ctx.dead[who[0]]
