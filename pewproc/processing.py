@@ -264,8 +264,8 @@ def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any
     limits = ReadLimits(settings.max_file_bytes, settings.max_json_bytes, settings.max_events)
     with garbage_collector_paused():
         read = read_telemetry(path, limits)
-        t0 = time.perf_counter()
         tracked = TrackedPlayers(settings).current(lambda: psycopg.connect(settings.conninfo))
+        t0 = time.perf_counter()
         extraction = extract(read.events, MatchContext(match_id, tracked))
     stages = {**_read_stages(read), "extract": time.perf_counter() - t0}
     return {"match_id": match_id, "events": len(read.events), "rows": extraction.row_counts(),
