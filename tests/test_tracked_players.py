@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -139,3 +140,15 @@ def test_the_worker_tracks_the_players_of_the_table_and_retries_when_it_is_unrea
         hits, hit_accounts, circle_accounts = stored_accounts(conn, "tp-2")
         assert hits > 0 and circle_accounts == {other}
     assert worker.terminate() == 0
+
+
+def test_process_reads_the_table_too(table_settings: Settings) -> None:
+    """`pewproc process FILE` extracts with the table's players as the worker would."""
+    path = make_match(table_settings, "tp-cli", seed=53)
+    env = table_settings.to_env()
+    report = CliRunner().invoke(main, ["process", str(path), "--json"], env=env)
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["rows"]["circle_positions"] == 0  # nobody tracked yet
+    players_cli(table_settings, "add", humans_of(53)[0])
+    report = CliRunner().invoke(main, ["process", str(path), "--json"], env=env)
+    assert json.loads(report.stdout)["rows"]["circle_positions"] > 0
