@@ -41,8 +41,12 @@ class MatchMessage:
     environment: str | None = None
     queue_target: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, as the contract's JSON object has them."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
     def to_json(self) -> bytes:
-        return orjson.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+        return orjson.dumps(self.to_dict())
 
 
 def decode_message(body: bytes, max_bytes: int) -> MatchMessage:

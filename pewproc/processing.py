@@ -21,16 +21,19 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg.types.json import Jsonb
 
 from pewproc.errors import PermanentError, TransientError
 from pewproc.message import MatchMessage, decode_message, peek_match_id
 from pewproc.settings import Settings
 from pewproc.storage.sqlstate import classify_database_error, describe_database_error
+from pewproc.storage.tracked import TrackedPlayers
 from pewproc.storage.writer import record_unsuccessful, store_match
 from pewproc.telemetry.collectors.match import is_match, match_kind_of
 from pewproc.telemetry.extract import extract, output_tables
 from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import ReadLimits, ReadResult, read_telemetry, resolve_inside
+from pewproc.telemetry.version import EXTRACTOR_VERSION
 from pewproc.text import printable
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ class Processor:
         self.settings = settings
         self.limits = ReadLimits.of(settings)
         self.kinds = settings.match_kind_set
-        self.tracked = settings.tracked_player_set
+        self.tracked = TrackedPlayers(settings)
         self.tables = output_tables()
         self.db = psycopg_pool.ConnectionPool(
             settings.conninfo,
@@ -141,6 +144,7 @@ class Processor:
             "map_name": message.map_name,
             "game_mode": message.game_mode,
             "event_count": len(read.events),
+            **_provenance(message),
         }
         if self.kinds is not None and kind not in self.kinds:
             result.outcome, result.reason = "skipped", f"match kind {kind!r} not processed"
@@ -150,8 +154,9 @@ class Processor:
                                     result.reason, base)
             result.stages["write"] = time.perf_counter() - t0
             return
+        tracked = self.tracked.current(self.db.connection)
         t0 = time.perf_counter()
-        extraction = extract(read.events, MatchContext(message.match_id, self.tracked))
+        extraction = extract(read.events, MatchContext(message.match_id, tracked))
         result.stages["extract"] = time.perf_counter() - t0
         fields = {**base, **{k: v for k, v in extraction.summary.items() if v is not None}}
         t0 = time.perf_counter()
@@ -176,7 +181,7 @@ class Processor:
         the dead letter keeps the truth."""
         reason = f"retries_exhausted:{result.reason}" if result.retryable else result.reason
         fields = {"file_path": message.file_path, "attempt": attempt,
-                  "worker_id": self.settings.worker_name}
+                  "worker_id": self.settings.worker_name, **_provenance(message)}
         try:
             with self.db.connection() as conn:
                 record_unsuccessful(conn, message.match_id, "failed", reason, result.error,
@@ -184,6 +189,12 @@ class Processor:
         except psycopg.Error as exc:
             log.warning("could not record the failure of match %s: %s",
                         printable(message.match_id), describe_database_error(exc))
+
+
+def _provenance(message: MatchMessage) -> dict[str, Any]:
+    """What every matches row records of how it was made: the code's extractor version and
+    the message, for `pewproc reprocess`."""
+    return {"extractor_version": EXTRACTOR_VERSION, "message": Jsonb(message.to_dict())}
 
 
 @contextlib.contextmanager
@@ -257,8 +268,9 @@ def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any
     limits = ReadLimits.of(settings)
     with garbage_collector_paused():
         read = read_telemetry(path, limits)
+        tracked = TrackedPlayers(settings).current(lambda: psycopg.connect(settings.conninfo))
         t0 = time.perf_counter()
-        extraction = extract(read.events, MatchContext(match_id, settings.tracked_player_set))
+        extraction = extract(read.events, MatchContext(match_id, tracked))
     stages = {**_read_stages(read), "extract": time.perf_counter() - t0}
     return {"match_id": match_id, "events": len(read.events), "rows": extraction.row_counts(),
             "stages": stages, "summary": extraction.summary}

@@ -151,7 +151,11 @@ class Settings:
     tracked_players: str = _setting(
         "TRACKED_PLAYERS", "*",
         "Account ids whose damage events and circle positions are stored, comma-separated "
-        "('*': every human player; 'none': nobody).",
+        "('*': every human player; 'none': nobody; 'table': those in the tracked_players table).",
+    )
+    tracked_players_refresh: float = _setting(
+        "TRACKED_PLAYERS_REFRESH_SECONDS", 300.0,
+        "With TRACKED_PLAYERS=table, how often each worker process re-reads the table, seconds.",
     )
     max_message_bytes: int = _setting(
         "MAX_MESSAGE_BYTES", 65536, "Largest message body accepted."
@@ -205,6 +209,8 @@ class Settings:
             )
         if self.max_retries < 0:
             raise ValueError("MAX_RETRIES cannot be negative")
+        if self.tracked_players_refresh < 0:
+            raise ValueError("TRACKED_PLAYERS_REFRESH_SECONDS cannot be negative")
         self.retry_delay_list  # noqa: B018 - validates RETRY_DELAYS early
 
     @classmethod
@@ -268,8 +274,13 @@ class Settings:
         return None if "*" in kinds else kinds
 
     @property
+    def tracked_from_table(self) -> bool:
+        """TRACKED_PLAYERS=table: the set lives in the database (`storage.tracked`)."""
+        return self.tracked_players.strip().lower() == "table"
+
+    @property
     def tracked_player_set(self) -> frozenset[str] | None:
-        """None means every human player."""
+        """None means every human player. Not for TRACKED_PLAYERS=table (`storage.tracked`)."""
         ids = frozenset(a.strip() for a in self.tracked_players.split(",") if a.strip())
         return None if "*" in ids else ids - {"none"}
 

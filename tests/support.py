@@ -205,3 +205,19 @@ def _cmdline(pid: int) -> bytes:
 
 class WorkerLauncher(Protocol):
     def __call__(self, settings: Settings, *args: str, **env: str) -> RunningWorker: ...
+
+
+@contextlib.contextmanager
+def own_schema(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a freshly migrated schema of their own, dropped afterwards: for tests
+    that select from whole tables, which other tests' matches would otherwise share."""
+    from pewproc.storage.migrate import migrate
+
+    schema = f"t_{os.urandom(5).hex()}"
+    settings = settings.replace(postgres_schema=schema)
+    migrate(settings.conninfo, schema)
+    try:
+        yield settings
+    finally:
+        with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -194,6 +194,14 @@ def test_negative_max_retries_is_refused() -> None:
         make({"MAX_RETRIES": "-1"})
 
 
+def test_tracked_players_table_and_its_refresh() -> None:
+    assert make({"TRACKED_PLAYERS": " Table "}).tracked_from_table
+    assert not make({"TRACKED_PLAYERS": "account.1,account.2"}).tracked_from_table
+    assert make({}).tracked_players_refresh == 300.0
+    with pytest.raises(ValueError, match="TRACKED_PLAYERS_REFRESH_SECONDS"):
+        make({"TRACKED_PLAYERS_REFRESH_SECONDS": "-1"})
+
+
 @pytest.mark.parametrize("fmt", ["xml", "JSON", ""])
 def test_log_format_must_be_text_or_json(fmt: str) -> None:
     with pytest.raises(ValueError, match="LOG_FORMAT"):

@@ -382,6 +382,7 @@ def _stages_once(processor: Any, settings: Settings, limits: Any, file_path: str
     from pewproc.telemetry.extract import extract
     from pewproc.telemetry.model import MatchContext
     from pewproc.telemetry.reader import decompress, parse_events, resolve_inside
+    from pewproc.telemetry.version import EXTRACTOR_VERSION
 
     path = resolve_inside(file_path, settings.telemetry_root)
     path.stat()
@@ -393,13 +394,15 @@ def _stages_once(processor: Any, settings: Settings, limits: Any, file_path: str
     del raw, data  # read_telemetry drops them when it returns
     lap("parse", "extract")
     kind = match_kind_of(events)
-    extraction = extract(events, MatchContext(match_id, processor.tracked))
+    extraction = extract(events, MatchContext(match_id,
+                                              processor.tracked.current(processor.db.connection)))
     lap("extract", "write")
     fields = {"file_path": file_path, "attempt": 1, "worker_id": settings.worker_name,
               "match_kind": kind, "map_name": None, "game_mode": None, "error_reason": None,
               "error": None, "event_count": len(events),
               **{k: v for k, v in extraction.summary.items() if v is not None},
-              "status": "completed", "processing_s": time.perf_counter() - w_start}
+              "status": "completed", "processing_s": time.perf_counter() - w_start,
+              "extractor_version": EXTRACTOR_VERSION}
     with processor.db.connection() as conn:
         server0 = _backend_cpu(conn)
         store_match(conn, match_id, fields, processor.tables, extraction.tables)

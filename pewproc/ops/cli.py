@@ -13,6 +13,8 @@ import click
 
 from pewproc.ops.bench import bench
 from pewproc.ops.options import settings_options
+from pewproc.ops.players import players
+from pewproc.ops.reprocess import reprocess
 from pewproc.ops.soak import soak
 from pewproc.settings import Settings
 
@@ -266,6 +268,8 @@ def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str
 
 main.add_command(bench)
 main.add_command(soak)
+main.add_command(reprocess)
+main.add_command(players)
 
 if __name__ == "__main__":
     main()

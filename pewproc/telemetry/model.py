@@ -62,6 +62,9 @@ class MatchContext:
     match_id: str
     tracked: frozenset[str] | None = None  # account ids; None means every human player
     players: dict[str, Player] = field(default_factory=dict)  # filled during the pass
+    # account id -> (team id, time of death) of each player dead at this point of the pass
+    # (`collectors.lives`); at the end, of those dead when the match ended
+    dead: dict[str, tuple[int | None, datetime | None]] = field(default_factory=dict)
 
     def is_tracked(self, account_id: str | None) -> bool:
         if not account_id or account_id.startswith("ai."):  # is_bot, inlined: a hot path
@@ -145,6 +148,12 @@ def location_m(obj: Event | None) -> tuple[float | None, float | None, float | N
         y / CM_PER_M if y is not None else None,
         z / CM_PER_M if z is not None else None,
     )
+
+
+def health(character: Event | None) -> float | None:
+    """A character's health, when PUBG logged a number for it."""
+    value = character.get("health") if character else None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def cm_to_m(value: float | None) -> float | None:

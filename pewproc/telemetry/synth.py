@@ -36,6 +36,7 @@ KILL_LAYOUTS = ("v2", "v1")
 COMPRESSIONS = ("gzip", "double-gzip", "none")
 
 _TICK = 10.0  # PUBG samples positions and the game state every 10 s
+_CORPSE_S = 60.0  # ... and keeps sampling a dead player, health 0 where they died, this long
 _LOBBY_S = 60.0
 _BASE_TIME = datetime(2025, 7, 12, 17, 0, tzinfo=UTC)
 _ID_NAMESPACE = uuid.UUID("6b1f3c2e-8d4a-4f0e-9c71-2a5d9e8b7f10")
@@ -267,6 +268,7 @@ class _Player:
     jump_at: float = 0.0
     landed_at: float = _INF
     died_at: float = _INF  # set when the death is decided, which is before it is logged
+    corpse: Event | None = None  # the character as it died, for PUBG's samples of the dead
     downs: list[tuple[float, float]] = field(default_factory=list)  # knocked intervals
     hit_by: list[_Player] = field(default_factory=list)  # this fight; a list keeps it ordered
     kills: int = 0
@@ -649,6 +651,10 @@ class _MatchSim:
         for p in self.players:
             te = t + 0.05 + rng.random() * 0.9
             if te >= p.died_at:
+                if p.corpse is not None and te < p.died_at + _CORPSE_S:
+                    self.emit(te, "LogPlayerPosition", {
+                        "character": dict(p.corpse), "elapsedTime": round(te),
+                        "numAlivePlayers": alive, "vehicle": None})
                 continue
             vehicle: Event | None = None
             if te < p.jump_at:
@@ -839,6 +845,9 @@ class _MatchSim:
             "victimWeapon": v.gun.causer, "victimWeaponAdditionalInfo": [],
             "distance": info["distance"], "isAttackerInVehicle": False, "dBNOId": dbno_id,
             "isThroughPenetrableWall": False})
+        if v.landed_at <= t:  # PUBG logs the landing again, at health 0, as real files show
+            self.emit(t, "LogParachuteLanding", {"character": {**self.char(v), "health": 0},
+                                                 "distance": round(v.chute_m, 3)})
         v.health = 100.0  # the knocked player's own pool, drained by bleeding and finishing
         if rng.random() < 0.27:
             end = t + rng.uniform(11.0, 17.0)
@@ -896,7 +905,7 @@ class _MatchSim:
             self.alive_teams.remove(team)
             if len(self.alive_teams) == 1:
                 self.t_end = self.last_death + self.rng.uniform(2.0, 6.0)
-        victim = self.char(v)
+        victim = v.corpse = self.char(v)
         result = {"rank": 0, "gameResult": "", "teamId": team.team_id,
                   "stats": _stats(v.kills, v.foot_m, v.ride_m, v.chute_m, v.fall_m),
                   "accountId": v.account_id, "isRewardAbuse": False}
@@ -933,7 +942,9 @@ class _MatchSim:
                  assists: list[_Player]) -> tuple[str, Event]:
         return "LogPlayerKill", {
             "attackId": aid, "killer": self.char(killer) if killer else _nobody(),
-            "victim": victim, "assistant": self.char(assists[0]) if assists else _nobody(),
+            # Older files name the killer himself as assistant when nobody helped.
+            "victim": victim, "assistant": self.char(assists[0]) if assists
+            else self.char(killer) if killer else _nobody(),
             "dBNOId": knock[1] if knock else -1, "damageReason": info["damageReason"],
             "damageTypeCategory": info["damageTypeCategory"],
             "damageCauserName": info["damageCauserName"], "damageCauserAdditionalInfo": [],

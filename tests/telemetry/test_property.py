@@ -37,8 +37,43 @@ def counted(event: Event, attacker: Event | None, victim: Event | None) -> str |
     return who
 
 
+def living_samples(events: list[Event]) -> list[Event]:
+    """Position samples of players not dead then: after a player's latest earlier death, some
+    sample of theirs up to this one shows health above 0."""
+    deaths = [(i, account(e.get("victim"))) for i, e in enumerate(events)
+              if e["_T"] in ("LogPlayerKillV2", "LogPlayerKill")]
+    out = []
+    for i, e in enumerate(events):
+        if e["_T"] != "LogPlayerPosition":
+            continue
+        who = account(e.get("character"))
+        died = [j for j, victim in deaths if victim == who and j < i]
+        if died and not any(events[k]["_T"] == "LogPlayerPosition"
+                            and account(events[k].get("character")) == who
+                            and events[k]["character"]["health"] > 0
+                            for k in range(max(died), i + 1)):
+            continue
+        out.append(e)
+    return out
+
+
+def landings(events: list[Event]) -> int:
+    """Landings, less PUBG's echoes: a player's earlier landing repeated at health 0."""
+    seen: set[tuple[str | None, Any]] = set()
+    count = 0
+    for e in events:
+        if e["_T"] == "LogParachuteLanding":
+            key = (account(e.get("character")), e.get("distance"))
+            if key in seen and e["character"]["health"] == 0:
+                continue
+            seen.add(key)
+            count += 1
+    return count
+
+
 def reference(events: list[Event]) -> dict[str, Counter]:
     kills: Counter[str] = Counter()
+    assists: Counter[str] = Counter()
     knocks: Counter[str] = Counter()
     damage: Counter[str] = Counter()
     hits: Counter[str] = Counter()
@@ -47,6 +82,14 @@ def reference(events: list[Event]) -> dict[str, Counter]:
             who = counted(e, e.get("killer"), e.get("victim"))
             if who:
                 kills[who] += 1
+            if e["_T"] == "LogPlayerKill":
+                helpers = [account(e.get("assistant"))]
+            else:
+                helpers = e.get("assists_AccountId") or []
+            for helper in helpers:
+                if (helper and not helper.startswith("ai.") and e["common"]["isGame"] > 0
+                        and helper not in (account(e.get("killer")), account(e.get("victim")))):
+                    assists[helper] += 1
         elif e["_T"] == "LogPlayerMakeGroggy":
             who = counted(e, e.get("attacker"), e.get("victim"))
             if who:
@@ -56,7 +99,8 @@ def reference(events: list[Event]) -> dict[str, Counter]:
             if who:
                 damage[who] += e["damage"]
                 hits[who] += 1
-    return {"kills": kills, "knocks": knocks, "damage": damage, "hits": hits}
+    return {"kills": kills, "knocks": knocks, "damage": damage, "hits": hits,
+            "assists": assists}
 
 
 def nonzero(counter: Counter) -> dict[str, float]:
@@ -83,6 +127,8 @@ def test_extraction_agrees_with_the_reference(seed: int, layout: str, team_size:
         expected["kills"])
     assert nonzero(Counter({r["account_id"]: r["knocks"] for r in stats})) == nonzero(
         expected["knocks"])
+    assert nonzero(Counter({r["account_id"]: r["assists"] for r in stats})) == nonzero(
+        expected["assists"])
     dealt = {r["account_id"]: r["damage_dealt"] for r in stats if r["damage_dealt"]}
     assert dealt.keys() == nonzero(expected["damage"]).keys()
     for who, amount in dealt.items():
@@ -106,3 +152,7 @@ def test_extraction_agrees_with_the_reference(seed: int, layout: str, team_size:
     assert len(knocks) == sum(1 for e in events if e["_T"] == "LogPlayerMakeGroggy")
     revived = {e["dBNOId"] for e in events if e["_T"] == "LogPlayerRevive"}
     assert {k["dbno_id"] for k in knocks if k["outcome"] == "revived"} == revived
+    assert len(rows(extraction, "landings")) == landings(events)
+    circle = [e for e in living_samples(events) if account(e.get("character")) in humans
+              and e["common"]["isGame"] > 0]
+    assert len(rows(extraction, "circle_positions")) == len(circle)

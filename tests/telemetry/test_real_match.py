@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,7 @@ def test_damage_rows_are_the_hits_touching_humans(events: list, extraction: Extr
 
 
 def test_circle_rows_are_the_human_samples_in_game(events: list, extraction: Extraction) -> None:
-    samples = [e for e in of(events, "LogPlayerPosition")
-               if human(e.get("character")) and in_game(e)]
+    samples = [e for e in living_samples(events) if human(e.get("character")) and in_game(e)]
     got = rows(extraction, "circle_positions")
     assert len(got) == len(samples)
     with_zone = [r for r in got if r["zone_radius_m"] is not None]
@@ -152,3 +152,120 @@ def test_fights_hold_together(extraction: Extraction) -> None:
         assert fight["started_at"] <= fight["ended_at"]
     player_kills = sum(r["kills"] for r in rows(extraction, "player_match_stats"))
     assert sum(f["kills"] for f in fights.values()) <= player_kills
+
+
+def living_samples(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Position samples of players not dead at the time: a kill makes its victim dead until a
+    sample shows them with health above 0 again."""
+    dead: set[str] = set()
+    living = []
+    for e in events:
+        if e.get("_T") in ("LogPlayerKillV2", "LogPlayerKill"):
+            dead.add(e["victim"]["accountId"])
+        elif e.get("_T") == "LogPlayerPosition":
+            character = e["character"]
+            if character["accountId"] in dead and character["health"] > 0:
+                dead.discard(character["accountId"])
+            if character["accountId"] not in dead:
+                living.append(e)
+    return living
+
+
+def test_no_corpse_in_circle_play(events: list, extraction: Extraction) -> None:
+    all_samples = [e for e in of(events, "LogPlayerPosition")
+                   if human(e.get("character")) and in_game(e)]
+    alive = [e for e in living_samples(events) if human(e.get("character")) and in_game(e)]
+    assert len(all_samples) - len(alive) == 160  # PUBG's samples of the dead
+    got = rows(extraction, "circle_positions")
+    assert Counter((r["account_id"], r["sampled_at"]) for r in got) == Counter(
+        (e["character"]["accountId"], datetime.fromisoformat(e["_D"])) for e in alive)
+    stats = {r["account_id"]: r for r in rows(extraction, "player_match_stats")}
+    with_zone = Counter(r["account_id"] for r in got if r["zone_radius_m"] is not None)
+    assert {a: r["circle_samples"] for a, r in stats.items() if r["circle_samples"]} == with_zone
+    for account_id, r in stats.items():  # the extremes are those of the living rows
+        mine = [c["dist_edge_m"] for c in got
+                if c["account_id"] == account_id and c["dist_edge_m"] is not None]
+        assert r["min_dist_edge_m"] == (min(mine) if mine else None)
+    # Time outside: each living sample outside counts the time to the same life's next sample.
+    assert sum(r["time_outside_s"] or 0.0 for r in stats.values()) == 0.0
+
+
+def test_one_landing_per_player_who_landed(events: list, extraction: Extraction) -> None:
+    first_distance: dict[str, float] = {}
+    landed = 0
+    for e in of(events, "LogParachuteLanding"):
+        account_id = e["character"]["accountId"]
+        if first_distance.get(account_id) == e["distance"] and e["character"]["health"] == 0:
+            continue  # re-emitted at a knock
+        first_distance.setdefault(account_id, e["distance"])
+        landed += 1
+    got = rows(extraction, "landings")
+    assert len(got) == landed == 36
+    assert all(r["landing_seq"] == 1 for r in got)
+
+
+def test_every_kill_row_has_a_cause(events: list, extraction: Extraction) -> None:
+    causes = []
+    for e in of(events, "LogPlayerKillV2"):
+        infos = (e.get("killerDamageInfo"), e.get("finishDamageInfo"), e.get("dBNODamageInfo"))
+        causes.append(next(i["damageTypeCategory"] for i in infos
+                           if i and i.get("damageTypeCategory")))
+    got = rows(extraction, "kills")
+    assert [r["killer_category"] for r in got] == causes
+    assert sum(1 for c in causes if c == "Damage_BlueZone") >= 4
+
+
+def test_the_roster_is_the_start_of_the_match(events: list, extraction: Extraction) -> None:
+    (start,) = of(events, "LogMatchStart")
+    roster = [(c.get("character") or c) for c in start["characters"]]
+    assert extraction.summary["player_count"] == len({human(c) for c in roster} - {None})
+    assert extraction.summary["team_count"] == len({c["teamId"] for c in roster})
+
+
+def test_damage_events_have_a_unique_key(events: list, extraction: Extraction) -> None:
+    got = rows(extraction, "damage_events")
+    keys = Counter((r["damaged_at"], r["attack_id"], r["victim_account_id"]) for r in got)
+    assert sum(1 for n in keys.values() if n > 1) > 0  # pellets share a key
+    full = Counter((r["damaged_at"], r["attack_id"], r["victim_account_id"], r["hit_seq"])
+                   for r in got)
+    assert max(full.values()) == 1
+    assert max(r["hit_seq"] for r in got) == max(keys.values())
+
+
+def test_no_dead_teammate_is_near_a_knock(events: list, extraction: Extraction) -> None:
+    (start,) = of(events, "LogMatchStart")
+    team_size = Counter((c.get("character") or c)["teamId"] for c in start["characters"])
+    dead: set[str] = set()
+    dead_mates = []  # per knock, the victim's teammates dead by then
+    for e in events:
+        if e.get("_T") == "LogPlayerKillV2":
+            dead.add(e["victim"]["accountId"])
+        elif e.get("_T") == "LogPlayerMakeGroggy":
+            team = e["victim"]["teamId"]
+            dead_mates.append(sum(1 for a in dead if a in {
+                (c.get("character") or c)["accountId"] for c in start["characters"]
+                if (c.get("character") or c)["teamId"] == team}))
+            assert team_size[team] >= 1
+    knocks = rows(extraction, "knocks")
+    for k, gone in zip(knocks, dead_mates, strict=True):
+        assert k["victim_mates_known"] <= team_size[k["victim_team_id"]] - 1 - gone
+
+
+def test_a_team_wiped_out_during_a_fight_lost_it(events: list, extraction: Extraction) -> None:
+    (start,) = of(events, "LogMatchStart")
+    members: dict[int, set[str]] = {}
+    for c in start["characters"]:
+        c = c.get("character") or c
+        members.setdefault(c["teamId"], set()).add(c["accountId"])
+    died = {e["victim"]["accountId"]: datetime.fromisoformat(e["_D"])
+            for e in of(events, "LogPlayerKillV2")}
+    wiped_at = {t: max(died[a] for a in m) for t, m in members.items() if m <= died.keys()}
+    fights = {f["fight_id"]: f for f in rows(extraction, "fights")}
+    checked = 0
+    for p in rows(extraction, "fight_participants"):
+        fight = fights[p["fight_id"]]
+        at_ = wiped_at.get(p["team_id"])
+        if at_ is not None and fight["started_at"] <= at_ <= fight["ended_at"]:
+            assert p["team_outcome"] == "lost"
+            checked += 1
+    assert checked

@@ -13,18 +13,22 @@ from pewproc.telemetry.model import Table
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "pewproc" / "storage" / "migrations"
 _CREATE = re.compile(r"CREATE TABLE (\w+) \((.*?)\n\);", re.S)
+_ADD_COLUMN = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) ([^;]+);")
 
 
 def ddl() -> dict[str, list[tuple[str, str]]]:
-    """Table -> [(column, type + constraints)] from every migration."""
-    tables = {}
+    """Table -> [(column, type + constraints)] from every migration, in order."""
+    tables: dict[str, list[tuple[str, str]]] = {}
     for sql in sorted(MIGRATIONS.glob("*.sql")):
-        for name, body in _CREATE.findall(sql.read_text()):
+        text = sql.read_text()
+        for name, body in _CREATE.findall(text):
             tables[name] = [
                 (parts[0], " ".join(parts[1:]))
                 for parts in (line.strip().rstrip(",").split() for line in body.splitlines())
                 if parts
             ]
+        for name, column, column_type in _ADD_COLUMN.findall(text):
+            tables[name].append((column, column_type.strip()))
     return tables
 
 

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,8 @@ def test_the_dead_never_act_again(match: list[Event]) -> None:
     for i, event in enumerate(match):
         if event["_T"] in ("LogMatchEnd", "LogPlayerLogout") or event["_T"] in KILL_TYPES:
             continue
+        if event["_T"] == "LogPlayerPosition" and event["character"]["health"] == 0:
+            continue  # a corpse's sample (test_corpses_are_sampled_as_pubg_does)
         for key in ACTOR_KEYS:
             who = account(event.get(key))
             assert who is None or died_at.get(who, len(match)) > i, (event["_T"], key, who)
@@ -253,7 +256,9 @@ def test_sizes(squad: list[Event]) -> None:
     assert 100 <= len(tiny) <= 900
     assert len(kills(tiny)) == 1
     mix = Counter(e["_T"] for e in squad)
-    assert mix["LogParachuteLanding"] == mix["LogPlayerCreate"] == 100
+    landed = [e for e in squad if e["_T"] == "LogParachuteLanding"
+              and e["character"]["health"] > 0]
+    assert len(landed) == mix["LogPlayerCreate"] == 100
     for kind in ("LogPlayerPosition", "LogPlayerTakeDamage", "LogItemPickup", "LogPlayerAttack",
                  "LogHeal", "LogItemUse", "LogVehicleRide", "LogPlayerUseThrowable",
                  "LogPlayerRevive", "LogItemEquip", "LogItemDrop", "LogObjectInteraction"):
@@ -307,7 +312,7 @@ def test_the_collectors_accept_it(match: list[Event]) -> None:
     rows = extraction.tables["kills"]
     assert len(rows) == len(kill_events)
     assert len(extraction.tables["landings"]) == sum(
-        1 for e in match if e["_T"] == "LogParachuteLanding")
+        1 for e in match if e["_T"] == "LogParachuteLanding" and e["character"]["health"] > 0)
     knocker = KILLS.column_names.index("knocker_account_id")
     assert sum(r[knocker] is not None for r in rows) == sum(
         1 for k in kill_events if k["dBNOId"] != -1)
@@ -316,3 +321,33 @@ def test_the_collectors_accept_it(match: list[Event]) -> None:
     assert summary["match_kind"] == "official" and summary["map_name"] == start["mapName"]
     assert summary["team_size"] == start["teamSize"]
     assert summary["player_count"] + summary["bot_count"] == len(start["characters"])
+
+
+_END = datetime.max.replace(tzinfo=UTC)
+
+
+def test_quirks_of_real_files_are_reproduced(match: list[Event]) -> None:
+    """Dead players are sampled for a while, health 0 where they died; a knock re-emits the
+    knocked player's landing; older files name the killer as assistant when nobody helped."""
+    deaths = {k["victim"]["accountId"]: (parse_time(k["_D"]), k["victim"]["location"])
+              for k in kills(match)}
+    corpses = [e for e in match if e["_T"] == "LogPlayerPosition"
+               and parse_time(e["_D"]) >= deaths.get(e["character"]["accountId"], (_END,))[0]]
+    assert corpses
+    for e in corpses:
+        died, where = deaths[e["character"]["accountId"]]
+        assert (parse_time(e["_D"]) - died).total_seconds() < 60
+        assert e["character"]["health"] == 0 and e["character"]["location"] == where
+    first: dict[str, float] = {}
+    echoes = 0
+    for e in match:
+        if e["_T"] == "LogParachuteLanding":
+            account_id = e["character"]["accountId"]
+            if account_id in first:
+                assert e["character"]["health"] == 0 and e["distance"] == first[account_id]
+                echoes += 1
+            first.setdefault(account_id, e["distance"])
+    assert echoes
+    for k in kills(match):
+        if k["_T"] == "LogPlayerKill" and k["killer"]["accountId"]:
+            assert k["assistant"]["accountId"]  # the killer, or a teammate who helped

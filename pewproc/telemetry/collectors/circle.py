@@ -2,7 +2,8 @@
 
 The current (blue, safe) circle and the next (white, poison-gas warning) one are those of the
 latest LogGameStatePeriodic seen in the pass (~every 10 s). A zero radius means "no circle yet".
-Samples on the plane and after (isGame > 0) are kept; lobby samples are not.
+Samples on the plane and after (isGame > 0) are kept; lobby samples are not, and neither are
+those PUBG logs for dead players (see `collectors.lives`).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class CirclePositions(Collector):
         event, at_phase, character, who = sample
         if not at_phase or at_phase <= 0 or not character:
             return
-        if who is None or not self.tracked[who[0]]:
+        if who is None or not self.tracked[who[0]] or who[0] in self.ctx.dead:  # no corpses
             return
         account_id, team_id, x, y, z = who
         zone_x, zone_y, radius = self.zone.current or _NO_CIRCLE

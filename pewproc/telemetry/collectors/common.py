@@ -58,6 +58,20 @@ def is_teammate(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return a[0] != b[0] and a[1] is not None and a[1] == b[1]
 
 
+def old_layout_assists(event: Event) -> tuple[str, ...]:
+    """The assistant of a LogPlayerKill, as PUBG's assists count: older files name the killer
+    himself there in most kills (suicides included), which is no assist."""
+    assistant = event.get("assistant")
+    account_id = assistant.get("accountId") if assistant else None
+    if not account_id:
+        return ()
+    for role in ("killer", "victim"):
+        other = event.get(role)
+        if other and other.get("accountId") == account_id:
+            return ()
+    return (account_id,)
+
+
 # A real character as the hot collectors need it: (account id, team id, x m, y m, z m). A plain
 # tuple, not a NamedTuple: one is built for each side of every hit and every position sample, and
 # a NamedTuple costs half as much again.

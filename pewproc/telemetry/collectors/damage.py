@@ -2,10 +2,13 @@
 
 Environmental damage (blue zone, falls, drowning) has no attacker; it is kept for its victim.
 Hits on knocked players carry damage 0 in PUBG's files; they are kept, as PUBG counts them as hits.
-PUBG gives no distance for plain hits; the positions of both sides are here instead.
+PUBG gives no distance for plain hits; the positions of both sides are here instead. A shotgun
+shot logs one hit per pellet with the same time, attack id and victim: `hit_seq` numbers them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pewproc.telemetry.collectors.common import Hit, Tracked
 from pewproc.telemetry.model import (
@@ -40,6 +43,7 @@ DAMAGE_EVENTS = table(
     ("weapon", "text"),
     ("through_wall", "bool"),
     ("is_team_damage", "bool"),
+    ("hit_seq", "int8"),  # last: added by a later migration
 )
 _NOBODY = (None,) * 5
 
@@ -51,6 +55,7 @@ class DamageEvents(Collector):
         super().__init__(ctx)
         self.rows: list[Row] = []
         self.tracked = Tracked(ctx)
+        self.hits_of: dict[tuple[Any, Any, Any], int] = {}  # (`_D`, attack id, victim) -> hits
 
     def handlers(self) -> dict[str, Handler]:
         return {"LogPlayerTakeDamage": self.on_damage}
@@ -67,12 +72,15 @@ class DamageEvents(Collector):
         a_id, a_team, a_x, a_y, a_z = attacker or _NOBODY
         v_id, v_team, v_x, v_y, v_z = victim or _NOBODY
         get = event.get
+        when, attack_id = get("_D"), get("attackId")
+        key = (when, attack_id, v_id)
+        seq = self.hits_of[key] = self.hits_of.get(key, 0) + 1
         self.rows.append(
             (
                 self.ctx.match_id,
-                parse_time(get("_D")),
+                parse_time(when),
                 at_phase,
-                get("attackId"),
+                attack_id,
                 a_id, a_team, a_x, a_y, a_z,
                 v_id, v_team, v_x, v_y, v_z,
                 victim_c.get("health") if victim_c else None,
@@ -84,6 +92,7 @@ class DamageEvents(Collector):
                 # is_teammate of the two, both present (a Body always has an account id)
                 a_id is not None and v_id is not None and a_id != v_id
                 and a_team is not None and a_team == v_team,
+                seq,
             )
         )
 

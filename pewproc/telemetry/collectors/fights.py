@@ -20,9 +20,12 @@ The algorithm (thresholds below, nowhere else):
 3. A cluster is a fight only if some two teams in it both hit each other (damage, knock or kill,
    in both directions). So a single decisive kill is a fight when the victim's team fought back
    within the cluster's window; a one-sided ambush or a stray hit is not.
-4. Winner: per team, net = enemy kills made in the fight minus own members killed in it. The team
-   with the unique highest net, when that is above zero, won; every other team lost. Otherwise
-   there is no winner and every team drew.
+4. Winner: a team wiped out in the fight (its last living member, as of the end of the match,
+   died between the fight's first and last interaction, of any cause) lost. If exactly one team
+   was left standing while others were wiped out, it won. Otherwise, per team still standing,
+   net = enemy kills made in the fight minus own members killed in it; the unique highest net,
+   when above zero, won and every other team lost; else there is no winner and the teams still
+   standing drew.
 """
 
 from __future__ import annotations
@@ -167,18 +170,47 @@ def is_fight(interactions: list[Interaction]) -> bool:
     return any((b, a) in directed for a, b in directed)
 
 
-def team_outcomes(interactions: list[Interaction]) -> tuple[int | None, dict[int, str]]:
-    """Step 4: the winner (or None) and each team's outcome."""
+def team_outcomes(interactions: list[Interaction],
+                  wiped: frozenset[int] = frozenset()) -> tuple[int | None, dict[int, str]]:
+    """Step 4: the winner (or None) and each team's outcome; `wiped` are the teams whose last
+    living member died during the fight."""
     net = dict.fromkeys(chain.from_iterable(map(_TEAMS, interactions)), 0)
     for _, _, _, kind, _, attacker_team, _, victim_team, _, _ in interactions:
         if kind == KILL:
             net[attacker_team] += 1
             net[victim_team] -= 1
-    best = max(net.values())
-    leaders = [t for t, v in net.items() if v == best]
-    if best <= 0 or len(leaders) > 1:
-        return None, dict.fromkeys(net, "draw")
-    return leaders[0], {t: "won" if t == leaders[0] else "lost" for t in net}
+    standing = [t for t in net if t not in wiped]
+    winner = None
+    if wiped and len(standing) == 1:
+        winner = standing[0]
+    elif standing:
+        best = max(net[t] for t in standing)
+        leaders = [t for t in standing if net[t] == best]
+        if best > 0 and len(leaders) == 1:
+            winner = leaders[0]
+    if winner is None:
+        return None, {t: "lost" if t in wiped else "draw" for t in net}
+    return winner, {t: "won" if t == winner else "lost" for t in net}
+
+
+def wipe_times(ctx: MatchContext, interactions: list[Interaction]) -> dict[Any, datetime]:
+    """When each team lost its last living member, for teams nobody of which was alive at the
+    end of the match; a team's members are the roster's and anyone seen in an interaction or
+    a death."""
+    members: dict[Any, set[str]] = {}
+    for account_id, player in ctx.players.items():
+        members.setdefault(player.team_id, set()).add(account_id)
+    for account_id, (team_id, _) in ctx.dead.items():
+        members.setdefault(team_id, set()).add(account_id)
+    for i in interactions:
+        members.setdefault(i.attacker_team, set()).add(i.attacker)
+        members.setdefault(i.victim_team, set()).add(i.victim)
+    wiped = {}
+    for team_id, team_members in members.items():
+        deaths = [ctx.dead[a][1] for a in team_members if a in ctx.dead]
+        if len(deaths) == len(team_members) and None not in deaths:
+            wiped[team_id] = max(deaths)  # type: ignore[type-var]
+    return wiped
 
 
 class Fights(Collector):
@@ -236,8 +268,12 @@ class Fights(Collector):
         fights: list[Row] = []
         participants: list[Row] = []
         groups = [g for g in cluster(self.interactions) if is_fight(g)]
+        wiped_at = wipe_times(self.ctx, self.interactions) if groups else {}
         for fight_id, group in enumerate(groups, start=1):
-            winner, outcomes = team_outcomes(group)
+            start, end = group[0].at, group[-1].at
+            wiped = frozenset(t for t in chain.from_iterable(map(_TEAMS, group))
+                              if t in wiped_at and start <= wiped_at[t] <= end)
+            winner, outcomes = team_outcomes(group, wiped)
             people, kinds = _participants(group)
             n = len(group)
             xs = [i.xy[0] for i in group]

@@ -1,14 +1,17 @@
 """One row per death: victim, knocker, finisher and killer, from either kill layout.
 
 LogPlayerKillV2 (current files) names each role with its own damage info. LogPlayerKill (older
-files) is flat: one killer and one damage info. For it the finisher is the killer, and the knocker
-is recovered from the knock with the same dBNOId, which the pass has already seen.
+files) is flat: one killer and one damage info. For it the finisher is the killer, and the
+knocker is recovered from the knock with the same dBNOId, which the pass has already seen. The
+killer's damage columns always carry the cause of death, also for deaths with no killer
+(`cause_of_death`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pewproc.telemetry.collectors.common import old_layout_assists
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -98,6 +101,16 @@ def damage_cells(info: Event | None) -> tuple[Any, ...]:
     )
 
 
+def cause_of_death(*infos: Event | None) -> Event | None:
+    """The first damage info that names a damage category. A death with no killer (blue zone,
+    fall) has an empty `killerDamageInfo` in the current layout; its cause is in
+    `finishDamageInfo` and `dBNODamageInfo`, as it is in the old layout's flat keys."""
+    for info in infos:
+        if info and text(info.get("damageTypeCategory")):
+            return info
+    return infos[0]
+
+
 class Kills(Collector):
     tables = (KILLS,)
 
@@ -128,7 +141,8 @@ class Kills(Collector):
             finisher=event.get("finisher"),
             finish_info=event.get("finishDamageInfo"),
             killer=killer,
-            kill_info=event.get("killerDamageInfo"),
+            kill_info=cause_of_death(event.get("killerDamageInfo"), event.get("finishDamageInfo"),
+                                     event.get("dBNODamageInfo")),
             assists=event.get("assists_AccountId") or (),
             team_killers=event.get("teamKillers_AccountId") or (),
             suicide=bool(event.get("isSuicide"))
@@ -138,7 +152,6 @@ class Kills(Collector):
     def on_kill_v1(self, event: Event) -> None:
         victim, killer = event.get("victim"), event.get("killer")
         knock = self.knocks.get(event.get("dBNOId"))  # type: ignore[arg-type]
-        assistant = account(event.get("assistant"))
         self._add(
             event,
             "v1",
@@ -148,7 +161,7 @@ class Kills(Collector):
             finish_info=event,
             killer=killer,
             kill_info=event,
-            assists=(assistant,) if assistant else (),
+            assists=old_layout_assists(event),
             team_killers=(),
             suicide=account(killer) is not None and account(killer) == account(victim),
         )

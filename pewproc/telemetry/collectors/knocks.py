@@ -6,8 +6,9 @@ dBNOId closes the knock. Knocks without an id (-1: blue-zone knocks) close on th
 death or revive instead. Whatever is still open at the end closes as `match_end`.
 
 Teammate proximity is computed at the knock event itself from a latest-position map per team,
-fed by LogPlayerPosition and by the characters of the events seen here, so it costs O(team size)
-per knock and nothing per event beyond a dict store.
+fed by LogPlayerPosition and by the characters of the events seen here (the knock's own two
+first), so it costs O(team size) per knock and nothing per event beyond a dict store. A dead
+player's samples (see `collectors.lives`) never put them back in the map.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class Knocks(Collector):
     def on_position(self, sample: Sample) -> None:
         # `_see` of the decoded character: once per sample.
         event, _, _, who = sample
-        if who is None:
+        if who is None or who[0] in self.ctx.dead:  # a corpse's sample (collectors.lives)
             return
         account_id, team_id, x, y, _ = who
         if x is not None and y is not None:
@@ -273,6 +274,10 @@ class Knocks(Collector):
             event.get("isAttackerInVehicle"),
             bool(attacker and victim and is_teammate(attacker, victim)),
         )
+        # Both sides where the knock itself puts them first: for a team knock, each is the
+        # other's teammate, and the event's places are newer than any sample.
+        self._see(victim_b, when)
+        self._see(attacker_b, when)
         proximity = (*self._mates(attacker_b, at), *self._mates(victim_b, at))
         knock = _Knock(event, cells, proximity, at, attacker, victim, info[3])
         self.knocks.append(knock)
@@ -282,8 +287,6 @@ class Knocks(Collector):
             self.open_by_victim[victim[0]] = knock
         if attacker:
             self.characters.setdefault(attacker[0], attacker_c)  # type: ignore[arg-type]
-        self._see(victim_b, when)
-        self._see(attacker_b, when)
 
     def _close(self, event: Event, victim: tuple[str, int | None] | None) -> _Knock | None:
         """The open knock an event ends, by dBNOId, else the victim's open knock; forgotten."""

@@ -1,7 +1,8 @@
 """Every parachute landing, redeploys included, wherever in the match it happens.
 
 Most landings happen on the plane phase (isGame 0.1), so nothing here filters by phase; the phase
-is a column instead.
+is a column instead. PUBG logs the landing of an already landed player again when they are
+knocked, at health 0 with the first landing's distance: a landing at health 0 is no landing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pewproc.telemetry.model import (
     Event,
     Handler,
     Row,
+    health,
     is_bot,
     location_m,
     parse_time,
@@ -53,6 +55,9 @@ class Landings(Collector):
         # model's one-key readers (account, name, team, zones) read in place: an absent
         # character reads as an empty one.
         character = event.get("character") or _NO_CHARACTER
+        now = health(character)
+        if now is not None and now <= 0:
+            return  # an echo: PUBG re-emits the landing of a landed player when they are knocked
         get = character.get
         account_id = get("accountId")
         seq = self.seen[account_id] = self.seen.get(account_id, 0) + 1

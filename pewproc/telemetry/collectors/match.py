@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pewproc.telemetry.model import Collector, Event, Handler, is_bot, parse_time, text
+from pewproc.telemetry.model import Collector, Event, Handler, Row, is_bot, parse_time, text
 
 
 def parse_match_definition(match_id: str | None) -> tuple[str | None, str | None]:
@@ -56,6 +56,7 @@ class MatchSummary(Collector):
         self.fields: dict[str, Any] = {}
         self.start_characters: list[Event] = []
         self.teams_from_state: int | None = None
+        self.created: list[Event] = []  # LogPlayerCreate characters: the roster without a start
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -86,13 +87,24 @@ class MatchSummary(Collector):
             self.ctx.note_player(character)
 
     def on_create(self, event: Event) -> None:
-        self.ctx.note_player(event.get("character"))
+        character = event.get("character")
+        if character:
+            self.created.append(character)
 
     def on_state(self, event: Event) -> None:
         state = event.get("gameState") or {}
         teams = state.get("numStartTeams")
         if teams and self.teams_from_state is None:
             self.teams_from_state = teams
+
+    def finish(self) -> dict[str, list[Row]]:
+        """Settle the roster before any other collector finishes: LogMatchStart's, else (files
+        without one) LogPlayerCreate's. Players who log out in the lobby were created but never
+        started the match, and are no player of it."""
+        if not self.start_characters:
+            for character in self.created:
+                self.ctx.note_player(character)
+        return {}
 
     def summary(self) -> dict[str, Any]:
         fields = dict(self.fields)

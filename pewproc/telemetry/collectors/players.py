@@ -25,6 +25,7 @@ from pewproc.telemetry.collectors.common import (
     in_game,
     is_enemy,
     is_teammate,
+    old_layout_assists,
     weapon_category,
     weapon_of,
 )
@@ -140,6 +141,10 @@ class _Player:
                 self.outside_s += min(gap, SAMPLE_GAP_CAP_S)
         self.last_elapsed, self.last_outside = elapsed, to_edge < 0
 
+    def died(self) -> None:
+        """A death ends a stretch outside: no time is counted across it."""
+        self.last_elapsed, self.last_outside = None, False
+
     def circle_cells(self) -> tuple[Any, ...]:
         if not self.samples:
             return (0, None, None, None, None, None)
@@ -238,21 +243,25 @@ class PlayerStats(Collector):
         )
 
     def on_kill_v1(self, event: Event) -> None:
-        assistant = actor(event.get("assistant"))
         self._kill(
             event,
             killer_c=event.get("killer"),
             info=event,
             finisher=actor(event.get("killer")),
             knocker=self.knockers.get(event.get("dBNOId")),  # type: ignore[arg-type]
-            assists=(assistant[0],) if assistant else (),
+            assists=old_layout_assists(event),
         )
 
     def _kill(self, event: Event, *, killer_c: Event | None, info: Event | None,
               finisher: tuple[str, int | None] | None, knocker: tuple[str, int | None] | None,
               assists: Any) -> None:
         victim = actor(event.get("victim"))
-        if victim is None or not in_game(event):
+        if victim is None:
+            return
+        dead = self.players.get(victim[0])
+        if dead is not None:
+            dead.died()
+        if not in_game(event):
             return
         killer = actor(killer_c)
         player = self._player(killer[0], killer_c) if killer else None
@@ -310,6 +319,8 @@ class PlayerStats(Collector):
         circle = self.zone.current
         event, at_phase, character, who = sample
         if circle is None or at_phase is None or at_phase <= 0 or who is None:  # in_game
+            return
+        if who[0] in self.ctx.dead:  # a corpse's sample (collectors.lives)
             return
         account_id, _, x, y, _ = who
         if x is None or y is None:  # a partial location still makes a human a player
