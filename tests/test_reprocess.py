@@ -15,7 +15,7 @@ from pewproc.message import MatchMessage
 from pewproc.ops.cli import main
 from pewproc.ops.reprocess import Selection, select_messages
 from pewproc.settings import Settings
-from pewproc.storage.writer import store_match
+from pewproc.storage.writer import record_unsuccessful, store_match
 from pewproc.telemetry.extract import output_tables
 from pewproc.telemetry.version import EXTRACTOR_VERSION
 from tests.support import (
@@ -87,10 +87,14 @@ def test_a_stale_match_is_reprocessed_once_and_the_others_are_not_touched(
     assert worker.terminate() == 0
 
 
-def store(conn: psycopg.Connection, match_id: str, **fields: Any) -> None:
-    base = {"status": "completed", "file_path": f"/files/{match_id}.json.gz",
-            "extractor_version": EXTRACTOR_VERSION, "match_kind": "official"}
-    store_match(conn, match_id, {**base, **fields}, output_tables(), {})
+def store(conn: psycopg.Connection, match_id: str, status: str = "completed",
+          error_reason: str | None = None, **fields: Any) -> None:
+    base = {"file_path": f"/files/{match_id}.json.gz", "extractor_version": EXTRACTOR_VERSION,
+            "match_kind": "official", **fields}
+    if status == "completed":
+        store_match(conn, match_id, base, output_tables(), {})
+    else:
+        record_unsuccessful(conn, match_id, status, error_reason, None, base)
 
 
 def selected(settings: Settings, **criteria: Any) -> list[str]:

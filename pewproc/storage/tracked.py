@@ -18,6 +18,7 @@ import psycopg
 
 from pewproc.errors import TransientError
 from pewproc.settings import Settings
+from pewproc.storage.sqlstate import describe_database_error
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ def read_tracked_players(connect: Connect) -> frozenset[str]:
             rows = conn.execute("SELECT account_id FROM tracked_players").fetchall()
     except psycopg.Error as exc:
         message = (f"TRACKED_PLAYERS=table, but the tracked_players table cannot be read "
-                   f"({type(exc).__name__}: {str(exc).strip()}); run `pewproc db migrate` if it "
-                   "is missing; the match will be retried")
+                   f"({type(exc).__name__}: {describe_database_error(exc)}); run "
+                   "`pewproc db migrate` if it is missing; the match will be retried")
         log.error("%s", message)
         raise TransientError(message, "tracked_players_unavailable") from None
     return frozenset(row[0] for row in rows)
