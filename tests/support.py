@@ -8,9 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -181,6 +184,28 @@ class RunningWorker:
         """Pids of the pool's children: processes forked by the worker's fork server."""
         servers = [p for p in _children(self.process.pid) if b"forkserver" in _cmdline(p)]
         return sorted(child for server in servers for child in _children(server))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    return _state(pid) not in ("Z", "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) of a GET on 127.0.0.1; (0, "") if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def _children(pid: int) -> list[int]:

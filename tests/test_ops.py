@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -18,6 +15,8 @@ from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
     count_rows,
+    free_port,
+    http_get,
     make_match,
     match_rows,
     message_for,
@@ -27,25 +26,9 @@ from tests.support import (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of /metrics, keyed by (name, sorted labels)."""
-    _, text = get(port, "/metrics")
+    _, text = http_get(port, "/metrics")
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -102,25 +85,25 @@ def test_health_endpoints_follow_the_broker_and_the_database(
     port = settings.metrics_port
     worker = launch_worker(settings)
     worker.wait_consuming()
-    assert get(port, "/healthz")[0] == 200
-    assert wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready")
+    assert http_get(port, "/healthz")[0] == 200
+    assert wait_for(lambda: http_get(port, "/readyz")[0] == 200, 30, "ready")
 
     # The database goes away: alive, but not ready
     server.stop()
-    status, text = get(port, "/readyz")
+    status, text = http_get(port, "/readyz")
     assert (status, "database unavailable" in text) == (503, True)
-    assert get(port, "/healthz")[0] == 200
+    assert http_get(port, "/healthz")[0] == 200
     server.start()
-    wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready again")
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 30, "ready again")
 
     # The broker goes away: not ready until the worker has reconnected
     broker.stop()
-    wait_for(lambda: get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
+    wait_for(lambda: http_get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
              "not ready without the broker")
-    assert get(port, "/healthz")[0] == 200
+    assert http_get(port, "/healthz")[0] == 200
     broker.start()
-    wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
-    assert get(port, "/nothing")[0] == 404
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
+    assert http_get(port, "/nothing")[0] == 404
     assert worker.terminate() == 0
 
 

@@ -11,10 +11,7 @@ import contextlib
 import gzip
 import os
 import signal
-import socket
 import struct
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,11 +31,14 @@ from pewproc.telemetry.extract import output_tables
 from tests.support import (
     RunningWorker,
     WorkerLauncher,
+    free_port,
     hold_match_lock,
+    http_get,
     lock_waiters,
     make_match,
     match_rows,
     message_for,
+    process_alive,
     publish,
     queue_counts,
     rabbitmqctl_table,
@@ -91,6 +91,15 @@ def never_reconnected(worker: RunningWorker) -> None:
     assert worker.process.poll() is None
 
 
+def unharmed(db: psycopg.Connection, settings: Settings, broker: Any, worker: RunningWorker,
+             good_id: str, dead_letters: int) -> None:
+    """After the case: a good match behind it completes, every queue is as it should be, and the
+    worker never reconnected."""
+    good_match_completes(db, settings, good_id)
+    settled(broker, settings, dead_letters)
+    never_reconnected(worker)
+
+
 def started(launch_worker: WorkerLauncher, settings: Settings) -> RunningWorker:
     worker = launch_worker(settings)
     worker.wait_consuming()
@@ -116,9 +125,7 @@ def test_a_failing_redelivery_never_destroys_an_earlier_success(
     row = db.execute("SELECT status, times_processed, rows_written, last_error_reason,"
                      " last_attempt FROM pewproc.matches WHERE match_id = 'kept'").fetchone()
     assert row == ("completed", 1, sum(before.values()), "file_missing", 1)
-    good_match_completes(db, settings, "after-kept")
-    settled(broker, settings, 1)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-kept", dead_letters=1)
 
 
 def test_huge_match_ids_and_headers_never_make_a_copy_too_large_for_a_frame(
@@ -138,9 +145,7 @@ def test_huge_match_ids_and_headers_never_make_a_copy_too_large_for_a_frame(
     blob = by_reason["file_missing"]
     assert blob.headers[fate.DROPPED] == ["x-upstream-blob"]
     assert blob.headers["x-trace"] == "t-1"  # small upstream headers ride along
-    good_match_completes(db, settings, "after-huge")
-    settled(broker, settings, 2)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-huge", dead_letters=2)
 
 
 @contextlib.contextmanager
@@ -198,9 +203,7 @@ def test_a_match_id_postgres_cannot_index_is_dead_lettered_at_once_as_unstorable
     assert letter.reason == "unstorable_data"
     assert "SQLSTATE 54000" in letter.headers[fate.ERROR]
     assert [o["action"] for o in worker.outcomes()] == ["dead_letter"]  # no retries at all
-    good_match_completes(db, settings, "after-long")
-    settled(broker, settings, 1)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-long", dead_letters=1)
 
 
 def test_a_deleted_dead_letter_queue_is_declared_again_without_a_reconnect(
@@ -216,9 +219,7 @@ def test_a_deleted_dead_letter_queue_is_declared_again_without_a_reconnect(
         broker, "list_queues", "name", "messages_ready"), 60, "the dead letter in a new DLQ")
     assert letters(settings)[0].reason == "file_missing"
     assert any("declaring it again" in r["message"] for r in worker.log_records())
-    good_match_completes(db, settings, "after-dlq-gone")
-    settled(broker, settings, 1)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-dlq-gone", dead_letters=1)
 
 
 def test_files_that_are_no_match_are_dead_lettered_as_not_a_match(
@@ -238,9 +239,7 @@ def test_files_that_are_no_match_are_dead_lettered_as_not_a_match(
     assert sorted((letter.match_id, letter.reason) for letter in letters(settings)) == [
         ("empty", "not_a_match"), ("objects", "not_a_match")]
     assert {match_rows(db, m)["status"] for m in ("empty", "objects")} == {"failed"}
-    good_match_completes(db, settings, "after-no-match")
-    settled(broker, settings, 2)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-no-match", dead_letters=2)
 
 
 def test_a_file_still_being_written_is_retried_and_completes_once_written(
@@ -258,9 +257,7 @@ def test_a_file_still_being_written_is_retried_and_completes_once_written(
     first = worker.outcomes()[0]
     assert (first["action"], first["reason"]) == ("retry", "file_incomplete")
     assert table_counts(db, "growing") == expected_counts(whole, "growing", settings)
-    good_match_completes(db, settings, "after-growing")
-    settled(broker, settings, 0)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-growing", dead_letters=0)
 
 
 def _child_waiting_on_a_lock(settings: Settings, worker: RunningWorker) -> int | None:
@@ -307,17 +304,9 @@ def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     assert outcomes[("queued", 2)][0] == "ack"
     for match_id, path in paths.items():
         assert table_counts(db, match_id) == expected_counts(path, match_id, settings)
-    wait_for(lambda: not _alive(stopped), 30, "the stopped child to be killed")
+    wait_for(lambda: not process_alive(stopped), 30, "the stopped child to be killed")
     settled(broker, settings, 0)
     never_reconnected(worker)
-
-
-def _alive(pid: int | None) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_control_characters_and_failing_rows_stay_out_of_headers_and_logs(
@@ -346,29 +335,13 @@ def test_control_characters_and_failing_rows_stay_out_of_headers_and_logs(
     assert "Failing row" not in everything
     assert not any(name in everything for name in names)
     assert "\x00" not in everything
-    good_match_completes(db, settings, "after-drift")
-    settled(broker, settings, 2)
-    never_reconnected(worker)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    unharmed(db, settings, broker, worker, "after-drift", dead_letters=2)
 
 
 def test_a_broker_memory_alarm_blocks_neither_the_loop_nor_the_successes(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = settings.replace(metrics_port=port)
     worker = started(launch_worker, settings)
     unstorable = os.urandom(5_000).hex()  # fails in its write: its dead letter is a publish
@@ -380,24 +353,22 @@ def test_a_broker_memory_alarm_blocks_neither_the_loop_nor_the_successes(
             wait_for(lambda: lock_waiters(settings) == 2, 60, "both tasks in their write")
             broker.rabbitctl_output("set_vm_memory_high_watermark", "0.0000001")
         # The failure's copy now waits for the broker; the loop and the success do not.
-        wait_for(lambda: "blocking publishes" in _get(port, "/readyz")[1], 60,
+        wait_for(lambda: "blocking publishes" in http_get(port, "/readyz")[1], 60,
                  "/readyz to report the blocked publishes")
         wait_for(lambda: (match_rows(db, "alarm-good") or {}).get("status") == "completed", 60,
                  "the good match to complete during the alarm")
         wait_for(lambda: queue_counts(broker, settings.work_queue)[:2] == (0, 1), 30,
                  "the good match acked, the failure still waiting for its copy")
-        assert _get(port, "/healthz")[0] == 200
-        assert _get(port, "/readyz")[0] == 503
-        assert "pewproc_broker_publish_blocked 1.0" in _get(port, "/metrics")[1]
+        assert http_get(port, "/healthz")[0] == 200
+        assert http_get(port, "/readyz")[0] == 503
+        assert "pewproc_broker_publish_blocked 1.0" in http_get(port, "/metrics")[1]
         assert letters_count(broker, settings) == 0
     finally:
         broker.rabbitctl_output("set_vm_memory_high_watermark", "0.4")
     wait_for(lambda: letters_count(broker, settings) == 1, 60, "the copy once the alarm clears")
     assert letters(settings)[0].reason == "unstorable_data"
-    wait_for(lambda: _get(port, "/readyz")[0] == 200, 30, "ready again")
-    good_match_completes(db, settings, "after-alarm")
-    settled(broker, settings, 1)
-    never_reconnected(worker)
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 30, "ready again")
+    unharmed(db, settings, broker, worker, "after-alarm", dead_letters=1)
 
 
 def letters_count(broker: Any, settings: Settings) -> int:
@@ -473,6 +444,4 @@ def test_copies_the_broker_refuses_fall_back_to_a_minimal_letter_then_a_reject(
     errors = [r["message"] for r in worker.log_records() if r["level"] == "ERROR"]
     assert any("rejected without requeue" in m for m in errors)
     assert letters_count(broker, settings) == 1
-    good_match_completes(db, settings, "after-refusals")
-    settled(broker, settings, 1)
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-refusals", dead_letters=1)
