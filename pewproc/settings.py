@@ -353,6 +353,22 @@ class Settings:
         )
 
     @property
+    def broker_address(self) -> str:
+        """host:port/vhost of the broker, for messages (no credentials)."""
+        parts = urlsplit(self.amqp_url)
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+        return f"{parts.hostname or 'localhost'}:{port}/{parts.path[1:] or '%2F'}"
+
+    @property
+    def database_address(self) -> str:
+        """host:port/dbname of the database, for messages (no credentials)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(self.conninfo)
+        host = params.get("host") or params.get("hostaddr") or "localhost"
+        return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user')}"
+
+    @property
     def conninfo(self) -> str:
         """libpq connection string, the schema first on the search path."""
         from psycopg.conninfo import make_conninfo

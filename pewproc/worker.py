@@ -31,6 +31,7 @@ from pewproc.ops.metrics import Metrics
 from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
+from pewproc.startup import one_line
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,12 @@ class Delivery:
 
 def run_worker(settings: Settings) -> int:
     """Everything `pewproc worker` does: schema, metrics server, then consume until stopped."""
+    from pewproc import startup
     from pewproc.ops.health import HealthState, serve
-    from pewproc.storage.migrate import migrate_when_ready
 
     metrics = Metrics()
-    health = HealthState(settings.conninfo, stall_after=max(30.0, 4 * TICK_SECONDS))
+    health = HealthState(settings.conninfo, stall_after=max(30.0, 4 * TICK_SECONDS),
+                         broker=f"the broker at {settings.broker_address}")
     server = (serve(settings.metrics_addr, settings.metrics_port, metrics.registry, health)
               if settings.metrics_port else None)
     try:
@@ -70,9 +72,14 @@ def run_worker(settings: Settings) -> int:
             health.beat()  # waiting for the database at start is being alive
             return worker.stop_requested
 
-        if not migrate_when_ready(settings, still_waiting):
-            return 0
+        for dependency in (startup.database(settings), startup.broker(settings)):
+            if not startup.wait_for(dependency, settings.startup_timeout, still_waiting,
+                                    lambda text: setattr(health, "waiting_for", text)):
+                return 0
         return worker.run()
+    except startup.StartupFailed as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     finally:
         if server is not None:
             server.shutdown()
@@ -93,6 +100,7 @@ class Worker:
         self._abandoned: set[TaskFuture] = set()
         self._stop_requested = False
         self._failures = 0  # connection attempts failed in a row
+        self._connected_once = False  # failures before the first success are not "lost"
         self._stop_deadline = float("inf")
         self._stats = _Stats()
 
@@ -118,8 +126,10 @@ class Worker:
                     delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
                     self._failures += 1
                     if isinstance(exc, (*BROKER_ERRORS, ConsumerCancelled)):
-                        log.error("broker connection lost (%s: %s); reconnecting in %d s",
-                                  type(exc).__name__, exc, delay)
+                        log.error("%s the broker at %s (%s: %s); reconnecting in %d s",
+                                  "lost the connection to" if self._connected_once
+                                  else "cannot connect to", self.settings.broker_address,
+                                  type(exc).__name__, one_line(exc), delay)
                     else:  # a bug: keep the worker up, start the loop afresh
                         log.exception("unexpected error in the consumer loop; restarting it in "
                                       "%d s", delay)
@@ -174,6 +184,7 @@ class Worker:
             cancelled: list[object] = []
             channel.add_on_cancel_callback(cancelled.append)
             self._set_connected(True)
+            self._connected_once = True
             self._failures = 0  # the backoff starts afresh after every good connection
             log.info("consuming %s (session %d)", self.settings.work_queue, self._session)
             while True:

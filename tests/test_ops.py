@@ -115,7 +115,8 @@ def test_health_endpoints_follow_the_broker_and_the_database(
 
     # The broker goes away: not ready until the worker has reconnected
     broker.stop()
-    wait_for(lambda: get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
+    wait_for(lambda: get(port, "/readyz") == (
+        503, f"not connected to the broker at {settings.broker_address}\n"), 30,
              "not ready without the broker")
     assert get(port, "/healthz")[0] == 200
     broker.start()
