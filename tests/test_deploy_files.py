@@ -11,6 +11,8 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -317,6 +319,93 @@ def test_dashboard_covers_the_required_views() -> None:
         "pewproc_last_success_timestamp_seconds",
     ):
         assert required in names, f"the dashboard does not show {required}"
+
+
+# promtool: the alerts' unit tests and every dashboard expression, parsed by Prometheus itself
+
+ALERT_TESTS = DOCKER / "prometheus" / "alerts_test.yml"
+# Grafana's variables, replaced by values of the same kind so that promtool can parse the query.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h",
+                     "$instance": ".*"}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run "
+                    "installs it)")
+    return path
+
+
+def run_promtool(promtool: str, *args: str) -> str:
+    result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_every_alert_has_a_healthy_and_a_firing_unit_test() -> None:
+    cases: dict[str, set[str]] = {}
+    for test in load_yaml(ALERT_TESTS)["tests"]:
+        for case in test["alert_rule_test"]:
+            kind = "firing" if case.get("exp_alerts") else "healthy"
+            cases.setdefault(case["alertname"], set()).add(kind)
+    alerts = {rule["alert"] for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]}
+    assert set(cases) == alerts
+    for alert, kinds in cases.items():
+        assert kinds == {"healthy", "firing"}, f"{alert} lacks a {({'healthy', 'firing'} - kinds)}"
+
+
+def test_alert_unit_tests_pass_in_promtool(promtool: str) -> None:
+    assert "SUCCESS" in run_promtool(promtool, "test", "rules", str(ALERT_TESTS))
+
+
+def test_alerts_and_prometheus_config_pass_promtool_checks(promtool: str, tmp_path: Path) -> None:
+    assert "SUCCESS: 8 rules found" in run_promtool(promtool, "check", "rules", str(ALERTS))
+    config = load_yaml(PROMETHEUS)
+    config["rule_files"] = [str(ALERTS)]  # the container's path, as seen from here
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    run_promtool(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+
+
+def test_every_dashboard_expression_parses_in_promtool(promtool: str, tmp_path: Path) -> None:
+    """Each expression becomes a recording rule: `check rules` parses every one of them."""
+    rules = []
+    for number, expr in enumerate(dashboard_exprs()):
+        for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"a Grafana variable promtool cannot parse in {expr!r}"
+        rules.append({"record": f"pewproc:dashboard_panel_{number}", "expr": expr})
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    out = run_promtool(promtool, "check", "rules", str(path))
+    assert f"SUCCESS: {len(rules)} rules found" in out
+
+
+def test_known_label_values_are_exported_at_zero_before_any_event() -> None:
+    """Prometheus' advice for labelled counters: a series that appears with its first event
+    hides that event from increase(), which is how the first dead letter went unnoticed."""
+    text = generate_latest(Metrics().registry).decode()
+    exhausted = "retries_exhausted:database_unavailable"
+    for sample in ('pewproc_dead_letters_total{reason="invalid_message"} 0.0',
+                   f'pewproc_dead_letters_total{{reason="{exhausted}"}} 0.0',
+                   'worker_errors_total{reason="bad_telemetry"} 0.0',
+                   'queue_messages_processed_total{outcome="dead_lettered"} 0.0',
+                   'pewproc_child_restarts_total{reason="child_lost"} 0.0',
+                   'telemetry_processed_total{status="failed"} 0.0'):
+        assert sample in text
+
+
+WORK_QUEUE_SELECTOR = 'queue!~".*[.](dlq|retry[.][0-9]+s)"'
+
+
+def test_work_queue_panels_and_alerts_exclude_retry_queues_and_the_dlq() -> None:
+    exprs = [e for e in (*dashboard_exprs(), *alert_exprs())
+             if "pewproc_queue_consumers" in e or "pewproc_queue_messages" in e]
+    for expr in exprs:
+        for selector in re.findall(r"pewproc_queue_(?:consumers|messages)(\{[^}]*\})?", expr):
+            assert "queue" not in selector or WORK_QUEUE_SELECTOR in selector or (
+                'queue=~".*[.]dlq"' in selector), f"ambiguous queue selector in {expr!r}"
 
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
