@@ -222,7 +222,7 @@ class Settings:
     max_json_bytes: int = _setting(
         "MAX_JSON_BYTES", 200_000_000,
         "Largest telemetry JSON accepted after decompression (a child's peak memory is about "
-        "11x this; see docs/deployment.md).", minimum=1,
+        "12x this; see docs/deployment.md).", minimum=1,
     )
     max_events: int = _setting(
         "MAX_EVENTS", 1_000_000, "Most events accepted in one match.", minimum=1

@@ -584,6 +584,13 @@ def test_workers_have_limits_healthchecks_mounts_and_grace(source: str) -> None:
         assert service["command"] == ["python", "-m", "pewproc.parallel_worker"]
 
 
+def test_deployment_doc_states_the_max_json_bytes_default_of_settings() -> None:
+    text = " ".join((ROOT / "docs" / "deployment.md").read_text().split())
+    stated = re.search(r"default `MAX_JSON_BYTES` in settings\.py is ([\d,]+)", text)
+    default = next(f.default for f in settings_fields() if f.metadata["env"] == "MAX_JSON_BYTES")
+    assert stated and int(stated.group(1).replace(",", "")) == default
+
+
 # Peak memory of a child per byte of JSON it accepts, and of the worker's own process: bench's
 # figures in docs/performance.md (a long-lived child peaks at about 300 MiB for 27 MB of JSON,
 # baseline included; the parent about 45 MiB). A fifth of the limit stays free.

@@ -169,3 +169,29 @@ def test_every_cli_command_runs_against_the_real_services(
 
     code, out = run(settings, "dlq", "replay")
     assert code == 2 and "--reason, --match-id or --all" in out
+
+
+def test_publish_warns_about_files_outside_telemetry_root(
+    settings: Settings, broker, tmp_path: Path,
+) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    for folder in (root, elsewhere):
+        (folder / "matchID=m1").mkdir(parents=True)
+        (folder / "matchID=m1" / "raw.json").write_text("[]")
+    settings = settings.replace(telemetry_root=str(root))
+    result = CliRunner().invoke(cli, ["publish", str(root), str(elsewhere)],
+                                env=settings.to_env())
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"warning: 1 of 2 files are outside TELEMETRY_ROOT ({root}), e.g. "
+        f"{elsewhere / 'matchID=m1' / 'raw.json'}; a worker with the same TELEMETRY_ROOT "
+        "dead-letters them\n")
+    result = CliRunner().invoke(cli, ["publish", str(root)], env=settings.to_env())
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_queue_stats_tells_how_to_get_unacked_counts(settings: Settings, broker) -> None:
+    result = CliRunner().invoke(cli, ["queue", "stats"], env=settings.to_env())
+    assert result.exit_code == 0, result.output
+    assert f"{settings.work_queue} " in result.stdout
+    assert "set RABBITMQ_MANAGEMENT_URL (e.g. http://localhost:15672)" in result.stderr
