@@ -14,7 +14,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -555,15 +555,21 @@ def test_komodo_workers_read_the_environment_and_only_name_settings() -> None:
     assert interpolated <= env_keys
 
 
-@pytest.mark.parametrize("source", ["compose", "komodo"])
-def test_workers_have_limits_healthchecks_mounts_and_grace(source: str) -> None:
+def workers(source: str) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
+    """(name, service, the settings it gets) of each worker of docker/compose.yaml or of the
+    compose file in komodo/stack.toml, whose settings are mostly in the stack's environment."""
     if source == "compose":
         services, shared_env = pewproc_services(compose()), {}
     else:
         services = pewproc_services(komodo_compose())
         shared_env = dotenv(komodo_stack()["config"]["environment"])
     for name, service in services.items():
-        env = {**shared_env, **service["environment"]}
+        yield name, service, {**shared_env, **service["environment"]}
+
+
+@pytest.mark.parametrize("source", ["compose", "komodo"])
+def test_workers_have_limits_healthchecks_mounts_and_grace(source: str) -> None:
+    for name, service, env in workers(source):
         resources = service["deploy"]["resources"]
         limits, reservations = resources["limits"], resources["reservations"]
         assert float(limits["cpus"]) == 2 and memory_bytes(limits["memory"]) == 2 * 1024**3
@@ -601,13 +607,7 @@ HEADROOM = 0.8
 
 @pytest.mark.parametrize("source", ["compose", "komodo"])
 def test_the_largest_accepted_matches_fit_the_memory_limit(source: str) -> None:
-    if source == "compose":
-        services, shared_env = pewproc_services(compose()), {}
-    else:
-        services = pewproc_services(komodo_compose())
-        shared_env = dotenv(komodo_stack()["config"]["environment"])
-    for name, service in services.items():
-        env = {**shared_env, **service["environment"]}
+    for name, service, env in workers(source):
         assert "MAX_JSON_BYTES" in env, f"{name}: set MAX_JSON_BYTES for its memory limit"
         peak = (int(env["WORKER_POOL_SIZE"]) * PEAK_BYTES_PER_JSON_BYTE
                 * int(env["MAX_JSON_BYTES"]) + PARENT_BYTES)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -18,6 +15,8 @@ from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
     count_rows,
+    free_port,
+    get,
     make_match,
     match_rows,
     message_for,
@@ -25,22 +24,6 @@ from tests.support import (
     queue_counts,
     wait_for,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
 
 
 def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

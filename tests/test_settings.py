@@ -19,6 +19,14 @@ def make(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     return Settings.from_env(env or {}, **overrides)
 
 
+@pytest.fixture
+def pem(tmp_path: Path) -> str:
+    """A certificate file that exists (its content is not read by the settings)."""
+    path = tmp_path / "ca.pem"
+    path.write_text("")
+    return str(path)
+
+
 # Defaults
 
 
@@ -249,12 +257,10 @@ def test_choices_are_case_insensitive_and_stored_in_their_canonical_case() -> No
 
 
 def test_a_readable_telemetry_root_and_existing_certificate_files_are_accepted(
-    tmp_path: Path,
+    tmp_path: Path, pem: str,
 ) -> None:
-    pem = tmp_path / "ca.pem"
-    pem.write_text("")
-    s = make({"TELEMETRY_ROOT": str(tmp_path), "RABBITMQ_CA_FILE": str(pem),
-              "POSTGRES_SSLROOTCERT": str(pem)})
+    s = make({"TELEMETRY_ROOT": str(tmp_path), "RABBITMQ_CA_FILE": pem,
+              "POSTGRES_SSLROOTCERT": pem})
     assert s.telemetry_root == str(tmp_path)
 
 
@@ -307,11 +313,9 @@ def test_amqp_url_quotes_special_characters_of_user_password_and_vhost() -> None
     assert "?" not in s.amqp_url and "#" not in s.amqp_url
 
 
-def test_amqp_url_is_amqps_when_a_ca_or_client_cert_is_configured(tmp_path: Path) -> None:
-    pem = tmp_path / "ca.pem"
-    pem.write_text("")
-    assert make(rabbitmq_ca_file=str(pem)).amqp_url.startswith("amqps://")
-    assert make(rabbitmq_cert_file=str(pem)).amqp_url.startswith("amqps://")
+def test_amqp_url_is_amqps_when_a_ca_or_client_cert_is_configured(pem: str) -> None:
+    assert make(rabbitmq_ca_file=pem).amqp_url.startswith("amqps://")
+    assert make(rabbitmq_cert_file=pem).amqp_url.startswith("amqps://")
 
 
 def test_rabbitmq_url_overrides_the_parts() -> None:
@@ -338,14 +342,10 @@ def test_conninfo_from_parts_has_the_schema_first_on_the_search_path() -> None:
     assert "sslrootcert" not in d
 
 
-def test_conninfo_omits_an_empty_password_and_includes_sslrootcert_when_set(
-    tmp_path: Path,
-) -> None:
-    pem = tmp_path / "ca.pem"
-    pem.write_text("")
-    d = conninfo_to_dict(make(postgres_sslrootcert=str(pem)).conninfo)
+def test_conninfo_omits_an_empty_password_and_includes_sslrootcert_when_set(pem: str) -> None:
+    d = conninfo_to_dict(make(postgres_sslrootcert=pem).conninfo)
     assert "password" not in d
-    assert d["sslrootcert"] == str(pem)
+    assert d["sslrootcert"] == pem
 
 
 def test_conninfo_quotes_a_password_with_spaces_and_quotes() -> None:

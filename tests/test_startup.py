@@ -7,10 +7,7 @@ started against real services that are down, missing or refusing it.
 from __future__ import annotations
 
 import logging
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -20,23 +17,7 @@ import pytest
 from pewproc import startup
 from pewproc.settings import Settings
 from tests.pg_server import PrivatePostgres
-from tests.support import RunningWorker, WorkerLauncher, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
+from tests.support import RunningWorker, WorkerLauncher, free_port, get, wait_for
 
 
 def failing(times: int, error: Exception) -> Callable[[], None]:
@@ -139,7 +120,7 @@ def test_a_database_down_at_start_is_awaited_then_the_worker_consumes(
     server.stop()
     worker = launch_worker(settings)
     address = settings.database_address
-    _, text = wait_for(lambda: (r := readyz(settings.metrics_port))[0] == 503 and r, 60,
+    _, text = wait_for(lambda: (r := get(settings.metrics_port, "/readyz"))[0] == 503 and r, 60,
                             "/readyz to answer")
     assert text.startswith(f"waiting for the database at {address} (attempt ")
     wait_for(lambda: len([r for r in log_lines(worker)
@@ -148,7 +129,7 @@ def test_a_database_down_at_start_is_awaited_then_the_worker_consumes(
              "a second attempt")
     server.start()
     worker.wait_consuming()
-    assert wait_for(lambda: readyz(settings.metrics_port)[0] == 200, 30, "ready")
+    assert wait_for(lambda: get(settings.metrics_port, "/readyz")[0] == 200, 30, "ready")
     assert any(r["message"].startswith(f"the database at {address} answered after ")
                for r in log_lines(worker))
     assert_quiet(worker)  # a fresh environment's queues are declared without pika warnings
