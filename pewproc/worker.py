@@ -126,10 +126,11 @@ class Worker:
                     delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
                     self._failures += 1
                     if isinstance(exc, (*BROKER_ERRORS, ConsumerCancelled)):
-                        log.error("%s the broker at %s (%s: %s); reconnecting in %d s",
-                                  "lost the connection to" if self._connected_once
-                                  else "cannot connect to", self.settings.broker_address,
-                                  type(exc).__name__, one_line(exc), delay)
+                        log.error("%s %s (%s: %s); reconnecting in %d s",
+                                  "broker connection lost:" if self._connected_once
+                                  else "cannot connect to the broker at",
+                                  self.settings.broker_address, type(exc).__name__,
+                                  one_line(exc), delay)
                     else:  # a bug: keep the worker up, start the loop afresh
                         log.exception("unexpected error in the consumer loop; restarting it in "
                                       "%d s", delay)

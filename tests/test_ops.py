@@ -102,6 +102,9 @@ def test_health_endpoints_follow_the_broker_and_the_database(
         503, f"not connected to the broker at {settings.broker_address}\n"), 30,
              "not ready without the broker")
     assert get(port, "/healthz")[0] == 200
+    lost = f"broker connection lost: {settings.broker_address} ("
+    assert wait_for(lambda: any(r["message"].startswith(lost) for r in worker.log_records()),
+                    30, "the loss logged with the broker's address")
     broker.start()
     wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
     assert get(port, "/nothing")[0] == 404

@@ -7,6 +7,7 @@ started against real services that are down, missing or refusing it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -171,3 +172,26 @@ def test_what_waiting_cannot_fix_fails_the_start_at_once(
     assert last.startswith("cannot start: the ") and "waiting cannot fix this" in last
     assert expected in last
     assert_quiet(worker)
+
+
+def test_the_consumer_loop_says_cannot_connect_until_its_first_connection(
+    settings: Settings, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past start-up the loop retries for ever; before its first connection it never says
+    "lost", and it names the broker's address."""
+    from pewproc.worker import Worker
+
+    caplog.set_level(logging.ERROR, "pewproc.worker")
+    settings = settings.replace(rabbitmq_port=free_port(), processing_mode="sequential")
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        expected = f"cannot connect to the broker at {settings.broker_address} ("
+        wait_for(lambda: any(r.getMessage().startswith(expected) for r in caplog.records), 30,
+                 "the failed connection logged")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]

@@ -457,6 +457,7 @@ class Soak:
         self.root = out / f"corpus-{config.suffix}"
         self.outside = out / f"outside-{config.suffix}"
         self.log_dir = out / f"logs-{config.suffix}"
+        self.root.mkdir(parents=True, exist_ok=True)  # TELEMETRY_ROOT must exist
         self.settings = settings.replace(
             environment=f"soak-{config.suffix}", postgres_schema=f"pewproc_soak_{config.suffix}",
             telemetry_root=str(self.root), match_kinds="*", log_format="json", log_level="INFO",
