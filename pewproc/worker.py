@@ -23,6 +23,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from pewproc import startup
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.publisher import ConfirmingPublisher
 from pewproc.broker.topology import all_queues, declare_topology
@@ -31,7 +32,6 @@ from pewproc.ops.metrics import Metrics
 from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
-from pewproc.startup import one_line
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ class Delivery:
 
 def run_worker(settings: Settings) -> int:
     """Everything `pewproc worker` does: schema, metrics server, then consume until stopped."""
-    from pewproc import startup
     from pewproc.ops.health import HealthState, serve
 
     metrics = Metrics()
@@ -130,7 +129,7 @@ class Worker:
                                   "broker connection lost:" if self._connected_once
                                   else "cannot connect to the broker at",
                                   self.settings.broker_address, type(exc).__name__,
-                                  one_line(exc), delay)
+                                  startup.one_line(exc), delay)
                     else:  # a bug: keep the worker up, start the loop afresh
                         log.exception("unexpected error in the consumer loop; restarting it in "
                                       "%d s", delay)
