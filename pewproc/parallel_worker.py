@@ -1,18 +1,16 @@
 """`python -m pewproc.parallel_worker`: the worker, configured from the environment.
 
-The module name operators already run; the same as `pewproc worker`, which takes the same
-options.
+The module name operators already run; the same command as `pewproc worker`, with the same
+options, run directly so that its usage line names this module.
 """
 
 from __future__ import annotations
 
-import sys
-
-from pewproc.ops.cli import main as cli
+from pewproc.ops.cli import worker
 
 
 def main() -> None:
-    cli(["worker", *sys.argv[1:]], prog_name="python -m pewproc.parallel_worker")
+    worker.main(prog_name="python -m pewproc.parallel_worker")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from pewproc import startup
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.copier import Copier, CopyOutcome, CopyRequest
 from pewproc.broker.fields import install_faithful_float_decoding
@@ -75,10 +76,10 @@ class Delivery:
 def run_worker(settings: Settings) -> int:
     """Everything `pewproc worker` does: schema, metrics server, then consume until stopped."""
     from pewproc.ops.health import HealthState, serve
-    from pewproc.storage.migrate import migrate_when_ready
 
     metrics = Metrics()
-    health = HealthState(settings.conninfo, stall_after=max(30.0, 4 * TICK_SECONDS))
+    health = HealthState(settings.conninfo, stall_after=max(30.0, 4 * TICK_SECONDS),
+                         broker=f"the broker at {settings.broker_address}")
     server = (serve(settings.metrics_addr, settings.metrics_port, metrics.registry, health)
               if settings.metrics_port else None)
     try:
@@ -88,9 +89,14 @@ def run_worker(settings: Settings) -> int:
             health.beat()  # waiting for the database at start is being alive
             return worker.stop_requested
 
-        if not migrate_when_ready(settings, still_waiting):
-            return 0
+        for dependency in (startup.database(settings), startup.broker(settings)):
+            if not startup.wait_for(dependency, settings.startup_timeout, still_waiting,
+                                    lambda text: setattr(health, "waiting_for", text)):
+                return 0
         return worker.run()
+    except startup.StartupFailed as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     finally:
         if server is not None:
             server.shutdown()
@@ -113,6 +119,7 @@ class Worker:
         self._abandoned: set[TaskFuture] = set()
         self._stop_requested = False
         self._failures = 0  # connection attempts failed in a row
+        self._connected_once = False  # failures before the first success are not "lost"
         self._stop_deadline = float("inf")
         self._stats = _Stats()
 
@@ -140,8 +147,11 @@ class Worker:
                     delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
                     self._failures += 1
                     if isinstance(exc, (*BROKER_ERRORS, ConsumerCancelled)):
-                        log.error("broker connection lost (%s: %s); reconnecting in %d s",
-                                  type(exc).__name__, exc, delay)
+                        log.error("%s %s (%s: %s); reconnecting in %d s",
+                                  "broker connection lost:" if self._connected_once
+                                  else "cannot connect to the broker at",
+                                  self.settings.broker_address, type(exc).__name__,
+                                  startup.one_line(exc), delay)
                     else:  # a bug: keep the worker up, start the loop afresh
                         log.exception("unexpected error in the consumer loop; restarting it in "
                                       "%d s", delay)
@@ -196,6 +206,7 @@ class Worker:
             cancelled: list[object] = []
             channel.add_on_cancel_callback(cancelled.append)
             self._set_connected(True)
+            self._connected_once = True
             self._failures = 0  # the backoff starts afresh after every good connection
             log.info("consuming %s (session %d)", self.settings.work_queue, self._session)
             while True:

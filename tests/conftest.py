@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -34,12 +34,24 @@ rabbitmq_node = factories.rabbitmq_proc()
 
 
 @pytest.fixture(scope="session")
-def real_match_file() -> Path:
+def shared_file() -> Callable[[str], Path]:
+    """Reference files kept beside the repository (a real match, Komodo's schemas), by relative
+    path; a test that needs one that is absent is skipped."""
+
+    def find(relative: str) -> Path:
+        path = SHARED_DIR / relative
+        if not path.is_file():
+            pytest.skip(f"{relative} not found in {SHARED_DIR} (set PEWPROC_SHARED_DIR to the "
+                        "folder that holds it)")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def real_match_file(shared_file: Callable[[str], Path]) -> Path:
     """The real recent match kept beside the repository; skipped where it is absent."""
-    path = SHARED_DIR / "telemetry" / REAL_MATCH_NAME
-    if not path.is_file():
-        pytest.skip(f"real telemetry not found at {path} (set PEWPROC_SHARED_DIR to its folder)")
-    return path
+    return shared_file(f"telemetry/{REAL_MATCH_NAME}")
 
 
 @pytest.fixture(scope="session")

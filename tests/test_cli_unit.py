@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pewproc.ops.cli import main, match_id_of
-from pewproc.settings import settings_fields
+from pewproc.settings import GROUPS, settings_fields
 
 SETTING_ENVS = [f.metadata["env"] for f in settings_fields()]
 SETTINGS_COMMANDS = [["worker"], ["db", "migrate"], ["publish"], ["process"]]
@@ -53,13 +55,56 @@ def test_group_help_lists_every_subcommand() -> None:
         assert f"  {name} " in output
 
 
-@pytest.mark.parametrize("command", SETTINGS_COMMANDS, ids=" ".join)
-def test_help_of_commands_with_settings_names_every_environment_variable(
-    command: list[str],
-) -> None:
+# The setting groups each command reads: what its --help must show, and nothing more.
+COMMAND_GROUPS = {
+    ("worker",): set(GROUPS),
+    ("db", "migrate"): {"database"},
+    ("publish",): {"broker", "queues", "files"},
+    ("process",): {"processing", "database", "db_pool"},
+    ("queue", "stats"): {"broker", "queues", "management"},
+    ("dlq", "list"): {"broker", "queues"},
+    ("dlq", "replay"): {"broker", "queues"},
+}
+
+
+@pytest.mark.parametrize("command", COMMAND_GROUPS, ids=" ".join)
+def test_each_command_shows_the_settings_it_uses_and_no_other(command: tuple[str, ...]) -> None:
     output = help_text(*command)
-    missing = [env for env in SETTING_ENVS if f"env: {env};" not in output]
-    assert not missing
+    wanted = {f.metadata["env"] for f in settings_fields()
+              if f.metadata["group"] in COMMAND_GROUPS[command]}
+    shown = {env for env in SETTING_ENVS if f"env: {env};" in output}
+    assert shown == wanted
+
+
+def test_db_migrate_offers_database_settings_but_no_task_timeout() -> None:
+    output = help_text("db", "migrate")
+    assert "--postgres-host" in output and "--task-timeout" not in output
+
+
+def test_durations_and_sizes_state_their_unit_and_choices_are_listed() -> None:
+    output = help_text("worker")
+    for option, metavar in [
+        ("--shutdown-timeout", "SECONDS"), ("--task-timeout", "SECONDS"),
+        ("--db-pool-timeout", "SECONDS"), ("--stats-interval", "SECONDS"),
+        ("--startup-timeout", "SECONDS"), ("--rabbitmq-heartbeat", "SECONDS"),
+        ("--max-json-bytes", "BYTES"), ("--max-file-bytes", "BYTES"),
+        ("--processing-mode", "[parallel|sequential]"),
+        ("--log-level", "[DEBUG|INFO|WARNING|ERROR]"), ("--log-format", "[text|json]"),
+        ("--postgres-sslmode", "[disable|allow|prefer|require|verify-ca|verify-full]"),
+    ]:
+        assert f"{option} {metavar} " in output, option
+    assert "env: SHUTDOWN_TIMEOUT_SECONDS; default: 60.0 seconds" in output
+
+
+def test_parallel_worker_module_help_shows_its_own_usage() -> None:
+    result = subprocess.run([sys.executable, "-m", "pewproc.parallel_worker", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("Usage: python -m pewproc.parallel_worker [OPTIONS]\n")
+    assert "--worker-pool-size" in result.stdout
+
+
+def test_dlq_list_limit_shows_its_default() -> None:
+    assert "Show at most this many. [default: (all); x>=1]" in help_text("dlq", "list")
 
 
 def test_worker_help_names_the_pool_size_variable_and_its_options() -> None:
@@ -80,22 +125,52 @@ def test_help_hides_secret_defaults_and_environment_values() -> None:
 # Bad settings are usage errors
 
 
-def test_a_bad_processing_mode_option_is_a_usage_error() -> None:
-    result = run("worker", "--processing-mode", "nope")
-    assert result.exit_code == 2
-    assert "PROCESSING_MODE must be 'parallel' or 'sequential', not 'nope'" in result.output
+BAD_SETTINGS = [
+    ("LOG_LEVEL", "verbose"), ("PROCESSING_MODE", "nope"), ("RABBITMQ_HEARTBEAT", "-5"),
+    ("RABBITMQ_PORT", "99999"), ("TELEMETRY_ROOT", "/nonexistent"),
+    ("DATABASE_URL", "host=db port=notaport"), ("RABBITMQ_URL", "amqp://h:notaport/"),
+    ("TASK_TIMEOUT_SECONDS", "0"), ("WORKER_POOL_SIZE", "many"), ("POSTGRES_SSLMODE", "on"),
+    ("RABBITMQ_CA_FILE", "/nonexistent.pem"),
+]
 
 
-def test_a_bad_setting_from_the_environment_is_a_usage_error() -> None:
-    result = run("db", "migrate", env={"WORKER_POOL_SIZE": "many"})
-    assert result.exit_code == 2
-    assert "WORKER_POOL_SIZE must be a number, got 'many'" in result.output
+def _cases() -> list[tuple[tuple[str, ...], str, str]]:
+    """Every bad value, for every command that reads it."""
+    groups = {f.metadata["env"]: f.metadata["group"] for f in settings_fields()}
+    return [(command, env, raw) for command, used in COMMAND_GROUPS.items()
+            for env, raw in BAD_SETTINGS if groups[env] in used]
 
 
-def test_a_non_numeric_option_is_refused_by_click(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "env", "raw"), _cases(),
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("given_as", ["env", "option"])
+def test_a_bad_setting_is_one_line_naming_variable_and_option_with_exit_status_2(
+    command: tuple[str, ...], env: str, raw: str, given_as: str, tmp_path: Path,
+) -> None:
+    field = next(f for f in settings_fields() if f.metadata["env"] == env)
+    option = f"--{field.name.replace('_', '-')}"
+    arguments = {"publish": [str(tmp_path)], "process": [str(write_events(tmp_path / "t.json"))]
+                 }.get(command[0], [])
+    if given_as == "env":
+        result = run(*command, *arguments, env={env: raw})
+    else:
+        result = run(*command, *arguments, f"{option}={raw}")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: {env} ({option}): "), result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_variable_a_command_does_not_use_is_ignored(tmp_path: Path) -> None:
+    result = run("process", str(write_events(tmp_path / "t.json")),
+                 env={"LOG_LEVEL": "verbose", "RABBITMQ_PORT": "many"})
+    assert result.exit_code == 0, result.output
+
+
+def test_a_non_numeric_option_is_refused_naming_its_variable(tmp_path: Path) -> None:
     result = run("process", str(write_events(tmp_path / "t.json")), "--max-events", "lots")
     assert result.exit_code == 2
-    assert "--max-events" in result.output
+    assert result.output == "Error: MAX_EVENTS (--max-events): must be a whole number, got 'lots'\n"
 
 
 def test_an_invalid_combination_of_options_is_a_usage_error(tmp_path: Path) -> None:

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+import jsonschema
 import pytest
 from prometheus_client import generate_latest
 
 from pewproc.ops.cli import main as cli_main
 from pewproc.ops.metrics import Metrics
-from pewproc.settings import settings_fields
+from pewproc.settings import Settings, settings_fields
 
 yaml = pytest.importorskip("yaml")
 
@@ -77,8 +82,21 @@ def pewproc_services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def komodo_services() -> list[dict[str, Any]]:
-    return tomllib.loads(KOMODO.read_text(encoding="utf-8"))["stack"]["service"]
+def komodo_stack() -> dict[str, Any]:
+    stacks = tomllib.loads(KOMODO.read_text(encoding="utf-8"))["stack"]
+    assert len(stacks) == 1
+    return stacks[0]
+
+
+def komodo_compose() -> dict[str, Any]:
+    return yaml.safe_load(komodo_stack()["config"]["file_contents"])
+
+
+def dotenv(text: str) -> dict[str, str]:
+    """KEY=VALUE lines, as Komodo writes them to the stack's .env (no quoting used)."""
+    pairs = [line.split("=", 1) for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return {key.strip(): value for key, value in pairs}
 
 
 def exposed_metric_names() -> set[str]:
@@ -255,29 +273,6 @@ def test_compose_pewproc_environment_uses_real_settings_only() -> None:
     assert len(set(worker_ids)) == len(worker_ids), "WORKER_ID must differ per worker"
 
 
-def test_compose_workers_have_limits_healthchecks_mounts_and_grace() -> None:
-    for name, service in pewproc_services(compose()).items():
-        resources = service["deploy"]["resources"]
-        limits, reservations = resources["limits"], resources["reservations"]
-        assert float(limits["cpus"]) == 2 and memory_bytes(limits["memory"]) == 2 * 1024**3
-        assert float(reservations["cpus"]) == 1
-        assert memory_bytes(reservations["memory"]) == 1024**3
-        assert int(service["environment"]["WORKER_POOL_SIZE"]) <= float(limits["cpus"])
-
-        test = service["healthcheck"]["test"]
-        assert "/healthz" in " ".join(test if isinstance(test, list) else [test])
-
-        env = service["environment"]
-        mounts = [v for v in service["volumes"] if isinstance(v, str)]
-        assert any(mount_target(v) == env["TELEMETRY_ROOT"] and v.endswith(":ro")
-                   for v in mounts), f"{name}: telemetry must be mounted read-only"
-
-        shutdown = float(env.get("SHUTDOWN_TIMEOUT_SECONDS", SHUTDOWN_DEFAULT))
-        assert seconds(service["stop_grace_period"]) > shutdown, (
-            f"{name}: stop_grace_period must exceed SHUTDOWN_TIMEOUT_SECONDS")
-        assert service["command"] == ["python", "-m", "pewproc.parallel_worker"]
-
-
 # Prometheus and Grafana
 
 
@@ -317,6 +312,95 @@ def test_dashboard_covers_the_required_views() -> None:
         "pewproc_last_success_timestamp_seconds",
     ):
         assert required in names, f"the dashboard does not show {required}"
+
+
+# promtool: the alerts' unit tests and every dashboard expression, parsed by Prometheus itself
+
+ALERT_TESTS = DOCKER / "prometheus" / "alerts_test.yml"
+# Grafana's variables, replaced by values of the same kind so that promtool can parse the query.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h",
+                     "$instance": ".*"}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        reason = "promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI must run these, not skip them
+        pytest.skip(reason)
+    return path
+
+
+def run_promtool(promtool: str, *args: str) -> str:
+    result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_every_alert_has_a_healthy_and_a_firing_unit_test() -> None:
+    cases: dict[str, set[str]] = {}
+    for test in load_yaml(ALERT_TESTS)["tests"]:
+        for case in test["alert_rule_test"]:
+            kind = "firing" if case.get("exp_alerts") else "healthy"
+            cases.setdefault(case["alertname"], set()).add(kind)
+    alerts = {rule["alert"] for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]}
+    assert set(cases) == alerts
+    for alert, kinds in cases.items():
+        assert kinds == {"healthy", "firing"}, f"{alert} lacks a {({'healthy', 'firing'} - kinds)}"
+
+
+def test_alert_unit_tests_pass_in_promtool(promtool: str) -> None:
+    assert "SUCCESS" in run_promtool(promtool, "test", "rules", str(ALERT_TESTS))
+
+
+def test_alerts_and_prometheus_config_pass_promtool_checks(promtool: str, tmp_path: Path) -> None:
+    assert "SUCCESS: 8 rules found" in run_promtool(promtool, "check", "rules", str(ALERTS))
+    config = load_yaml(PROMETHEUS)
+    config["rule_files"] = [str(ALERTS)]  # the container's path, as seen from here
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    run_promtool(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+
+
+def test_every_dashboard_expression_parses_in_promtool(promtool: str, tmp_path: Path) -> None:
+    """Each expression becomes a recording rule: `check rules` parses every one of them."""
+    rules = []
+    for number, expr in enumerate(dashboard_exprs()):
+        for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"a Grafana variable promtool cannot parse in {expr!r}"
+        rules.append({"record": f"pewproc:dashboard_panel_{number}", "expr": expr})
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    out = run_promtool(promtool, "check", "rules", str(path))
+    assert f"SUCCESS: {len(rules)} rules found" in out
+
+
+def test_known_label_values_are_exported_at_zero_before_any_event() -> None:
+    """Prometheus' advice for labelled counters: a series that appears with its first event
+    hides that event from increase(), which is how the first dead letter went unnoticed."""
+    text = generate_latest(Metrics().registry).decode()
+    exhausted = "retries_exhausted:database_unavailable"
+    for sample in ('pewproc_dead_letters_total{reason="invalid_message"} 0.0',
+                   f'pewproc_dead_letters_total{{reason="{exhausted}"}} 0.0',
+                   'worker_errors_total{reason="bad_telemetry"} 0.0',
+                   'queue_messages_processed_total{outcome="dead_lettered"} 0.0',
+                   'pewproc_child_restarts_total{reason="child_lost"} 0.0',
+                   'telemetry_processed_total{status="failed"} 0.0'):
+        assert sample in text
+
+
+WORK_QUEUE_SELECTOR = 'queue!~".*[.](dlq|retry[.][0-9]+s)"'
+
+
+def test_work_queue_panels_and_alerts_exclude_retry_queues_and_the_dlq() -> None:
+    exprs = [e for e in (*dashboard_exprs(), *alert_exprs())
+             if "pewproc_queue_consumers" in e or "pewproc_queue_messages" in e]
+    for expr in exprs:
+        for selector in re.findall(r"pewproc_queue_(?:consumers|messages)(\{[^}]*\})?", expr):
+            assert "queue" not in selector or WORK_QUEUE_SELECTOR in selector or (
+                'queue=~".*[.]dlq"' in selector), f"ambiguous queue selector in {expr!r}"
 
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
@@ -379,6 +463,31 @@ def test_dockerfile_runs_an_existing_module_as_non_root_with_a_healthcheck() -> 
     assert "python:3.11-slim" in DOCKERFILE.read_text(encoding="utf-8")
 
 
+def test_dependencies_are_installed_in_a_layer_before_the_code() -> None:
+    """A change to pewproc/ must not reinstall every dependency."""
+    instructions = dockerfile_instructions()
+    stages = [i for i, (kw, _) in enumerate(instructions) if kw == "FROM"]
+    build = instructions[stages[0]:stages[1]]
+    copy_code = next(i for i, (kw, args) in enumerate(build)
+                     if kw == "COPY" and args.split()[0] == "pewproc")
+    before, after = build[:copy_code], build[copy_code + 1:]
+    assert any(kw == "RUN" and "pip install ." in args and "--no-deps" not in args
+               for kw, args in before), "dependencies are not installed before the code"
+    assert not any(kw == "COPY" and "pewproc" in args.split()[:-1] for kw, args in before)
+    assert [args for kw, args in after if kw == "RUN"] == [
+        "/opt/pewproc/bin/pip install --no-deps ."]
+
+
+def test_apt_packages_are_pinned_and_postgres_health_is_checked_over_tcp() -> None:
+    for keyword, args in dockerfile_instructions():
+        if keyword == "RUN" and "apt-get install" in args:
+            packages = [w for w in args.split("apt-get install", 1)[1].split("&&")[0].split()
+                        if not w.startswith("-")]
+            assert packages and all("=" in p for p in packages), f"unpinned: {packages}"
+    test = compose()["services"]["postgres"]["healthcheck"]["test"]
+    assert "pg_isready -h 127.0.0.1 " in " ".join(test)
+
+
 def test_dockerignore_keeps_what_the_build_copies() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
@@ -389,25 +498,124 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
 # Komodo
 
 
-def test_komodo_services_use_real_settings_and_resources() -> None:
-    services = komodo_services()
-    assert len(services) == 2
-    for service in services:
-        assert service["command"] == "python -m pewproc.parallel_worker"
-        assert importlib.util.find_spec(service["command"].split()[-1]) is not None
-        env = service["environment"]
-        unknown = set(env) - SETTINGS_ENV
-        assert not unknown, f"{service['name']} sets unknown variables {sorted(unknown)}"
-        assert {"WORKER_ID", "WORKER_POOL_SIZE", "ENVIRONMENT", "PROCESSING_MODE"} <= set(env)
-        assert all(isinstance(v, str) for v in env.values()), "environment values are strings"
-        resources = service["resources"]
-        assert resources["cpu_limit"] == 2.0 and resources["cpu_reservation"] == 1.0
-        assert memory_bytes(resources["memory_limit"]) == 2 * 1024**3
-        assert memory_bytes(resources["memory_reservation"]) == 1024**3
-        assert int(env["WORKER_POOL_SIZE"]) <= resources["cpu_limit"]
+@pytest.fixture(scope="module")
+def komodo_schema(shared_file: Callable[[str], Path]) -> dict[str, Any]:
+    return json.loads(shared_file("komodo/resources.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def compose_spec(shared_file: Callable[[str], Path]) -> dict[str, Any]:
+    return json.loads(shared_file("komodo/compose-spec.json").read_text())
+
+
+def test_komodo_stack_validates_against_komodos_own_schema(komodo_schema: dict[str, Any]) -> None:
+    jsonschema.validate(tomllib.loads(KOMODO.read_text(encoding="utf-8")), komodo_schema)
+    with pytest.raises(jsonschema.ValidationError, match="is not of type 'array'"):
+        jsonschema.validate({"stack": {"name": "pewproc-prod"}}, komodo_schema)  # the old shape
+
+
+def test_komodo_stack_names_a_server_and_carries_its_compose_file() -> None:
+    """Komodo ignores unknown keys: a stack without these validates and deploys nothing."""
+    stack = komodo_stack()
+    assert stack["name"] and stack["tags"]
+    config = stack["config"]
+    assert config["server"] and config["project_name"]
+    assert config["file_contents"].strip(), "the compose source is file_contents"
+    assert not config.get("repo") and not config.get("files_on_host")
+
+
+def test_compose_files_validate_against_the_compose_spec(compose_spec: dict[str, Any]) -> None:
+    # The spec names draft-07 by a URL jsonschema does not recognise; say it directly.
+    validator = jsonschema.Draft7Validator(compose_spec)
+    validator.validate(komodo_compose())
+    validator.validate(compose())
+
+
+def test_komodo_environment_holds_only_valid_pewproc_settings(tmp_path: Path) -> None:
+    env = dotenv(komodo_stack()["config"]["environment"])
+    unknown = set(env) - SETTINGS_ENV
+    assert not unknown, f"the stack's environment sets unknown variables {sorted(unknown)}"
+    for secret in ("RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"):
+        assert re.fullmatch(r"\[\[PEWPROC_[A-Z_]+\]\]", env[secret]), f"{secret}: use a variable"
+    assert env["PROCESSING_MODE"] == "parallel" and env["ENVIRONMENT"] == "production"
+    # Every value is one the worker accepts (the mount target stands in for a local folder).
+    Settings.from_env({**env, "TELEMETRY_ROOT": str(tmp_path)})
+    assert env["TELEMETRY_ROOT"] == "/data/telemetry"
+
+
+def test_komodo_workers_read_the_environment_and_only_name_settings() -> None:
+    doc = komodo_compose()
+    env_keys = set(dotenv(komodo_stack()["config"]["environment"]))
+    workers = pewproc_services(doc)
+    assert set(workers) == {"pewproc-prod-worker-1", "pewproc-prod-worker-2"}
+    ids = []
+    for name, service in workers.items():
+        assert service["env_file"] == ".env", f"{name} must read the stack's environment"
+        assert set(service["environment"]) <= SETTINGS_ENV
+        ids.append(service["environment"]["WORKER_ID"])
+    assert len(set(ids)) == 2
+    interpolated = set(re.findall(r"\$\{(\w+)", komodo_stack()["config"]["file_contents"]))
+    assert interpolated <= env_keys
+
+
+def workers(source: str) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
+    """(name, service, the settings it gets) of each worker of docker/compose.yaml or of the
+    compose file in komodo/stack.toml, whose settings are mostly in the stack's environment."""
+    if source == "compose":
+        services, shared_env = pewproc_services(compose()), {}
+    else:
+        services = pewproc_services(komodo_compose())
+        shared_env = dotenv(komodo_stack()["config"]["environment"])
+    for name, service in services.items():
+        yield name, service, {**shared_env, **service["environment"]}
+
+
+@pytest.mark.parametrize("source", ["compose", "komodo"])
+def test_workers_have_limits_healthchecks_mounts_and_grace(source: str) -> None:
+    for name, service, env in workers(source):
+        resources = service["deploy"]["resources"]
+        limits, reservations = resources["limits"], resources["reservations"]
+        assert float(limits["cpus"]) == 2 and memory_bytes(limits["memory"]) == 2 * 1024**3
+        assert float(reservations["cpus"]) == 1
+        assert memory_bytes(reservations["memory"]) == 1024**3
+        assert int(env["WORKER_POOL_SIZE"]) <= float(limits["cpus"])
+
+        test = service["healthcheck"]["test"]
+        assert "/healthz" in " ".join(test if isinstance(test, list) else [test])
+
+        mounts = [v for v in service["volumes"] if isinstance(v, str)]
+        assert any(mount_target(v) == env["TELEMETRY_ROOT"] and v.endswith(":ro")
+                   for v in mounts), f"{name}: telemetry must be mounted read-only"
+
         shutdown = float(env.get("SHUTDOWN_TIMEOUT_SECONDS", SHUTDOWN_DEFAULT))
-        assert seconds(service["stop_grace_period"]) > shutdown
-    assert len({s["environment"]["WORKER_ID"] for s in services}) == len(services)
+        assert seconds(service["stop_grace_period"]) > shutdown, (
+            f"{name}: stop_grace_period must exceed SHUTDOWN_TIMEOUT_SECONDS")
+        assert service["command"] == ["python", "-m", "pewproc.parallel_worker"]
+
+
+def test_deployment_doc_states_the_max_json_bytes_default_of_settings() -> None:
+    text = " ".join((ROOT / "docs" / "deployment.md").read_text().split())
+    stated = re.search(r"default `MAX_JSON_BYTES` in settings\.py is ([\d,]+)", text)
+    default = next(f.default for f in settings_fields() if f.metadata["env"] == "MAX_JSON_BYTES")
+    assert stated and int(stated.group(1).replace(",", "")) == default
+
+
+# Peak memory of a child per byte of JSON it accepts, and of the worker's own process: bench's
+# figures in docs/performance.md (a long-lived child peaks at about 300 MiB for 27 MB of JSON,
+# baseline included; the parent about 45 MiB). A fifth of the limit stays free.
+PEAK_BYTES_PER_JSON_BYTE = 12
+PARENT_BYTES = 45 * 1024**2
+HEADROOM = 0.8
+
+
+@pytest.mark.parametrize("source", ["compose", "komodo"])
+def test_the_largest_accepted_matches_fit_the_memory_limit(source: str) -> None:
+    for name, service, env in workers(source):
+        assert "MAX_JSON_BYTES" in env, f"{name}: set MAX_JSON_BYTES for its memory limit"
+        peak = (int(env["WORKER_POOL_SIZE"]) * PEAK_BYTES_PER_JSON_BYTE
+                * int(env["MAX_JSON_BYTES"]) + PARENT_BYTES)
+        limit = memory_bytes(service["deploy"]["resources"]["limits"]["memory"])
+        assert peak <= HEADROOM * limit, f"{name}: {peak / 2**30:.2f} GiB at peak"
 
 
 # Commands in the docs

@@ -98,9 +98,13 @@ def test_health_endpoints_follow_the_broker_and_the_database(
 
     # The broker goes away: not ready until the worker has reconnected
     broker.stop()
-    wait_for(lambda: http_get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
+    wait_for(lambda: http_get(port, "/readyz") == (
+        503, f"not connected to the broker at {settings.broker_address}\n"), 30,
              "not ready without the broker")
     assert http_get(port, "/healthz")[0] == 200
+    lost = f"broker connection lost: {settings.broker_address} ("
+    assert wait_for(lambda: any(r["message"].startswith(lost) for r in worker.log_records()),
+                    30, "the loss logged with the broker's address")
     broker.start()
     wait_for(lambda: http_get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
     assert http_get(port, "/nothing")[0] == 404
@@ -151,6 +155,32 @@ def test_every_cli_command_runs_against_the_real_services(
 
     code, out = run(settings, "dlq", "replay")
     assert code == 2 and "--reason, --match-id or --all" in out
+
+
+def test_publish_warns_about_files_outside_telemetry_root(
+    settings: Settings, broker, tmp_path: Path,
+) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    for folder in (root, elsewhere):
+        (folder / "matchID=m1").mkdir(parents=True)
+        (folder / "matchID=m1" / "raw.json").write_text("[]")
+    settings = settings.replace(telemetry_root=str(root))
+    result = CliRunner().invoke(cli, ["publish", str(root), str(elsewhere)],
+                                env=settings.to_env())
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"warning: 1 of 2 files are outside TELEMETRY_ROOT ({root}), e.g. "
+        f"{elsewhere / 'matchID=m1' / 'raw.json'}; a worker with the same TELEMETRY_ROOT "
+        "dead-letters them\n")
+    result = CliRunner().invoke(cli, ["publish", str(root)], env=settings.to_env())
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_queue_stats_tells_how_to_get_unacked_counts(settings: Settings, broker) -> None:
+    result = CliRunner().invoke(cli, ["queue", "stats"], env=settings.to_env())
+    assert result.exit_code == 0, result.output
+    assert f"{settings.work_queue} " in result.stdout
+    assert "set RABBITMQ_MANAGEMENT_URL (e.g. http://localhost:15672)" in result.stderr
 
 
 def test_text_logs_escape_control_characters_from_messages() -> None:

@@ -10,13 +10,21 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from pewproc.settings import Settings, mask_url, settings_fields
+from pewproc.settings import GROUPS, SettingError, Settings, mask_url, settings_fields
 
 SECRET = "s3cr3t-Pa55"
 
 
 def make(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     return Settings.from_env(env or {}, **overrides)
+
+
+@pytest.fixture
+def pem(tmp_path: Path) -> str:
+    """A certificate file that exists (its content is not read by the settings)."""
+    path = tmp_path / "ca.pem"
+    path.write_text("")
+    return str(path)
 
 
 # Defaults
@@ -149,7 +157,7 @@ def test_a_bad_number_names_its_environment_variable(var: str, raw: str) -> None
 
 @pytest.mark.parametrize("var", ["WORKER_POOL_SIZE", "PREFETCH_COUNT"])
 def test_negative_pool_size_or_prefetch_is_refused(var: str) -> None:
-    with pytest.raises(ValueError, match="cannot be negative"):
+    with pytest.raises(ValueError, match=f"{var} .*must be at least 0, got -1"):
         make({var: "-1"})
 
 
@@ -208,6 +216,82 @@ def test_log_format_must_be_text_or_json(fmt: str) -> None:
         make(log_format=fmt)
 
 
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL (--log-level): must be one of DEBUG, INFO"),
+        ({"POSTGRES_SSLMODE": "always"}, "POSTGRES_SSLMODE (--postgres-sslmode): must be one of"),
+        ({"RABBITMQ_HEARTBEAT": "-5"}, "RABBITMQ_HEARTBEAT (--rabbitmq-heartbeat): must be at "
+                                       "least 0, got -5"),
+        ({"RABBITMQ_PORT": "0"}, "RABBITMQ_PORT (--rabbitmq-port): must be between 1 and 65535"),
+        ({"POSTGRES_PORT": "70000"}, "POSTGRES_PORT (--postgres-port): must be between 1 and"),
+        ({"METRICS_PORT": "65536"}, "METRICS_PORT (--metrics-port): must be between 0 and 65535"),
+        ({"TASK_TIMEOUT_SECONDS": "0"}, "TASK_TIMEOUT_SECONDS (--task-timeout): must be positive"),
+        ({"DB_POOL_TIMEOUT_SECONDS": "-1"}, "DB_POOL_TIMEOUT_SECONDS (--db-pool-timeout): must be"),
+        ({"STATS_INTERVAL_SECONDS": "0"}, "STATS_INTERVAL_SECONDS (--stats-interval): must be"),
+        ({"STARTUP_TIMEOUT_SECONDS": "-1"}, "STARTUP_TIMEOUT_SECONDS (--startup-timeout): must be"),
+        ({"MAX_JSON_BYTES": "0"}, "MAX_JSON_BYTES (--max-json-bytes): must be positive"),
+        ({"TELEMETRY_ROOT": "/nonexistent"}, "TELEMETRY_ROOT (--telemetry-root): '/nonexistent' "
+                                             "is not a directory"),
+        ({"RABBITMQ_CA_FILE": "/nonexistent.pem"}, "RABBITMQ_CA_FILE (--rabbitmq-ca-file): "
+                                                   "'/nonexistent.pem' is not a readable file"),
+        ({"RABBITMQ_CERT_FILE": "/no.pem"}, "RABBITMQ_CERT_FILE (--rabbitmq-cert-file)"),
+        ({"RABBITMQ_KEY_FILE": "/no.pem"}, "RABBITMQ_KEY_FILE (--rabbitmq-key-file)"),
+        ({"POSTGRES_SSLROOTCERT": "/no.pem"}, "POSTGRES_SSLROOTCERT (--postgres-sslrootcert)"),
+        ({"DATABASE_URL": "host=db port=notaport"}, "DATABASE_URL (--database-url): port "
+                                                    "'notaport' is not a number"),
+        ({"DATABASE_URL": "postgresql://u:pw@db:notaport/x"}, "port 'notaport' is not a number"),
+        ({"DATABASE_URL": "hots=db"}, "DATABASE_URL (--database-url): cannot be parsed"),
+        ({"DATABASE_URL": "host=db sslmode=sometimes"}, "unknown sslmode 'sometimes'"),
+        ({"RABBITMQ_URL": "http://broker/"}, "RABBITMQ_URL (--rabbitmq-url): must start with "
+                                             "amqp:// or amqps://"),
+        ({"RABBITMQ_URL": "amqp://u:pw@broker:notaport/"}, "RABBITMQ_URL (--rabbitmq-url): the "
+                                                           "port is not a number"),
+        ({"RABBITMQ_URL": "amqp:///vhost"}, "RABBITMQ_URL (--rabbitmq-url): needs a host"),
+    ],
+)
+def test_every_bad_value_is_refused_naming_its_variable_and_option(
+    env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(SettingError) as info:
+        make(env)
+    assert problem in str(info.value)
+    assert "pw" not in str(info.value).replace("port", ""), "a password leaked into the error"
+
+
+def test_choices_are_case_insensitive_and_stored_in_their_canonical_case() -> None:
+    s = make({"LOG_LEVEL": "debug", "PROCESSING_MODE": "Sequential", "LOG_FORMAT": "JSON"})
+    assert (s.log_level, s.processing_mode, s.log_format) == ("DEBUG", "sequential", "json")
+
+
+def test_a_readable_telemetry_root_and_existing_certificate_files_are_accepted(
+    tmp_path: Path, pem: str,
+) -> None:
+    s = make({"TELEMETRY_ROOT": str(tmp_path), "RABBITMQ_CA_FILE": pem,
+              "POSTGRES_SSLROOTCERT": pem})
+    assert s.telemetry_root == str(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_an_unreadable_telemetry_root_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o000)
+    try:
+        with pytest.raises(SettingError, match="is not readable"):
+            make({"TELEMETRY_ROOT": str(locked)})
+    finally:
+        locked.chmod(0o700)
+
+
+def test_every_setting_belongs_to_a_known_group() -> None:
+    assert {f.metadata["group"] for f in settings_fields()} <= set(GROUPS)
+
+
+def test_from_env_with_groups_reads_only_the_variables_of_those_groups() -> None:
+    s = Settings.from_env({"LOG_LEVEL": "verbose", "POSTGRES_HOST": "db"}, groups=["database"])
+    assert s.postgres_host == "db" and s.log_level == "INFO"
+
+
 def test_settings_are_frozen_and_replace_validates() -> None:
     s = make()
     with pytest.raises(AttributeError):
@@ -237,9 +321,9 @@ def test_amqp_url_quotes_special_characters_of_user_password_and_vhost() -> None
     assert "?" not in s.amqp_url and "#" not in s.amqp_url
 
 
-def test_amqp_url_is_amqps_when_a_ca_or_client_cert_is_configured() -> None:
-    assert make(rabbitmq_ca_file="/ca.pem").amqp_url.startswith("amqps://")
-    assert make(rabbitmq_cert_file="/c.pem").amqp_url.startswith("amqps://")
+def test_amqp_url_is_amqps_when_a_ca_or_client_cert_is_configured(pem: str) -> None:
+    assert make(rabbitmq_ca_file=pem).amqp_url.startswith("amqps://")
+    assert make(rabbitmq_cert_file=pem).amqp_url.startswith("amqps://")
 
 
 def test_rabbitmq_url_overrides_the_parts() -> None:
@@ -266,10 +350,10 @@ def test_conninfo_from_parts_has_the_schema_first_on_the_search_path() -> None:
     assert "sslrootcert" not in d
 
 
-def test_conninfo_omits_an_empty_password_and_includes_sslrootcert_when_set() -> None:
-    d = conninfo_to_dict(make(postgres_sslrootcert="/ca.pem").conninfo)
+def test_conninfo_omits_an_empty_password_and_includes_sslrootcert_when_set(pem: str) -> None:
+    d = conninfo_to_dict(make(postgres_sslrootcert=pem).conninfo)
     assert "password" not in d
-    assert d["sslrootcert"] == "/ca.pem"
+    assert d["sslrootcert"] == pem
 
 
 def test_conninfo_quotes_a_password_with_spaces_and_quotes() -> None:

@@ -10,6 +10,10 @@ to itself.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
@@ -53,7 +57,8 @@ def queue_arguments(settings: Settings) -> dict[str, dict[str, object] | None]:
 def _ensure(connection: pika.BlockingConnection, channel: BlockingChannel, queue: str,
             arguments: dict[str, object] | None) -> BlockingChannel:
     try:
-        channel.queue_declare(queue, passive=True)
+        with _quiet_channel_close():
+            channel.queue_declare(queue, passive=True)
         return channel
     except ChannelClosedByBroker as exc:
         if exc.reply_code != NOT_FOUND:
@@ -61,6 +66,19 @@ def _ensure(connection: pika.BlockingConnection, channel: BlockingChannel, queue
     channel = connection.channel()
     channel.queue_declare(queue, durable=True, arguments=arguments)
     return channel
+
+
+@contextmanager
+def _quiet_channel_close() -> Iterator[None]:
+    """pika logs a WARNING when the broker closes a channel; for a passive declare of a queue
+    that does not exist yet (every first start) that close is the expected answer."""
+    channel_log = logging.getLogger("pika.channel")
+    level = channel_log.level
+    channel_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        channel_log.setLevel(level)
 
 
 def all_queues(settings: Settings) -> list[str]:

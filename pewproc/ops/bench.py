@@ -49,7 +49,7 @@ import click
 import orjson
 
 from pewproc.ops.jsonlog import JsonLog
-from pewproc.ops.options import settings_options
+from pewproc.ops.options import ALL_GROUPS, settings_options
 from pewproc.settings import Settings
 
 STAGES = ("read", "decompress", "parse", "extract", "write")
@@ -133,7 +133,7 @@ def _pool_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.option("--keep-corpus", is_flag=True, help="Keep the generated corpus under --out.")
 @click.option("--timeout", default=600.0, show_default=True,
               help="Longest wait for one batch of messages to be settled, seconds.")
-@settings_options
+@settings_options(*ALL_GROUPS)
 def bench(settings: Settings, files: tuple[Path, ...], matches: int, players: int,
           team_size: int, duration: float, seed: int, pool_sizes: tuple[int, ...], repeats: int,
           warmup: int, tiny_matches: int, floor_runs: int, stage_runs: int, stage_files: int,

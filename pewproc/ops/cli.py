@@ -12,14 +12,16 @@ from pathlib import Path
 import click
 
 from pewproc.ops.bench import bench
-from pewproc.ops.options import settings_options
+from pewproc.ops.options import ALL_GROUPS, settings_options
 from pewproc.ops.players import players
 from pewproc.ops.reprocess import reprocess
 from pewproc.ops.soak import soak
 from pewproc.settings import Settings
 
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(context_settings=CONTEXT)
 def main() -> None:
     """pewproc: PUBG match telemetry from RabbitMQ to PostgreSQL, in a pool of processes.
 
@@ -28,10 +30,10 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(context_settings=CONTEXT)
 @click.option("--sequential", is_flag=True,
               help="Process one match at a time in the main process (PROCESSING_MODE=sequential).")
-@settings_options
+@settings_options(*ALL_GROUPS)
 def worker(settings: Settings, sequential: bool) -> None:
     """Consume match.processing.{ENVIRONMENT} until SIGTERM (same as python -m
     pewproc.parallel_worker)."""
@@ -50,7 +52,7 @@ def db() -> None:
 
 
 @db.command("migrate")
-@settings_options
+@settings_options("database")
 def db_migrate(settings: Settings) -> None:
     """Create or upgrade pewproc's schema (idempotent; safe to run from several places)."""
     from pewproc.storage.migrate import migrate
@@ -62,7 +64,7 @@ def db_migrate(settings: Settings) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@settings_options
+@settings_options("broker", "queues", "files")
 def publish(settings: Settings, paths: tuple[Path, ...]) -> None:
     """Publish one message per telemetry file (directories are searched for *.json.gz and
     *.json), with publisher confirms, to the work queue."""
@@ -72,6 +74,12 @@ def publish(settings: Settings, paths: tuple[Path, ...]) -> None:
     from pewproc.message import MatchMessage
 
     files = sorted(_telemetry_files(paths))
+    root = Path(settings.telemetry_root).resolve()
+    outside = [path for path in files if not path.resolve().is_relative_to(root)]
+    if outside:
+        click.echo(f"warning: {len(outside)} of {len(files)} files are outside TELEMETRY_ROOT "
+                   f"({root}), e.g. {outside[0]}; a worker with the same TELEMETRY_ROOT "
+                   "dead-letters them", err=True)
     connection = connect(settings)
     try:
         declare_topology(connection, settings)
@@ -111,7 +119,7 @@ def _telemetry_files(paths: tuple[Path, ...]) -> Iterator[Path]:
 @click.option("--write", is_flag=True, help="Also write the match to the database.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--match-id", default=None, help="Match id to store under (default: from the path).")
-@settings_options
+@settings_options("processing", "database", "db_pool")
 def process(settings: Settings, file: Path, write: bool, as_json: bool,
             match_id: str | None) -> None:
     """Extract one telemetry file without a broker: per-table row counts and stage timings."""
@@ -186,7 +194,7 @@ def queue() -> None:
 
 @queue.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@settings_options
+@settings_options("broker", "queues", "management")
 def queue_stats(settings: Settings, as_json: bool) -> None:
     """Ready, unacked and consumers of every pewproc queue (unacked needs
     RABBITMQ_MANAGEMENT_URL; AMQP does not report it)."""
@@ -205,6 +213,9 @@ def queue_stats(settings: Settings, as_json: bool) -> None:
     for row in rows:
         cells = ["-" if row[k] is None else row[k] for k in ("ready", "unacked", "consumers")]
         click.echo(f"{row['queue']:<48}{cells[0]:>8}{cells[1]:>9}{cells[2]:>11}")
+    if not settings.rabbitmq_management_url:
+        click.echo("unacked: '-' because AMQP does not report it; set RABBITMQ_MANAGEMENT_URL "
+                   "(e.g. http://localhost:15672) to read it from the management API", err=True)
 
 
 @main.group()
@@ -213,9 +224,10 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--limit", type=int, default=None, help="Show at most this many.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, show_default="all",
+              help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@settings_options
+@settings_options("broker", "queues")
 def dlq_list(settings: Settings, limit: int | None, as_json: bool) -> None:
     """List dead letters with their reasons (they stay in the queue)."""
     from pewproc.broker.connection import connect
@@ -241,7 +253,7 @@ def dlq_list(settings: Settings, limit: int | None, as_json: bool) -> None:
 @click.option("--reason", multiple=True, help="Only dead letters with this reason (repeatable).")
 @click.option("--match-id", "match_ids", multiple=True, help="Only this match (repeatable).")
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter.")
-@settings_options
+@settings_options("broker", "queues")
 def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str, ...],
                replay_all: bool) -> None:
     """Send dead letters back to the work queue with a fresh attempt count, with confirms."""

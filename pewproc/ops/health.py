@@ -1,11 +1,12 @@
 """One small HTTP server for /metrics, /healthz (the consumer loop is alive) and /readyz.
 
 Readiness means the worker can do its job right now: connected to the broker, and the database
-answering a trivial query.
+answering a trivial query. While start-up waits for either, /readyz says what it waits for.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -15,18 +16,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from pewproc.settings import SettingError
+
 log = logging.getLogger(__name__)
 
 
 class HealthState:
     """Written by the consumer thread, read by the HTTP server's threads."""
 
-    def __init__(self, conninfo: str, stall_after: float) -> None:
+    def __init__(self, conninfo: str, stall_after: float, broker: str = "the broker") -> None:
         self.conninfo = conninfo
         self.stall_after = stall_after
+        self.broker = broker
         self.last_loop = time.monotonic()
         self.broker_connected = False
         self.publish_wait = 0.0  # seconds the copy being published has waited for the broker
+        self.waiting_for = ""  # set by the start-up wait: what it is waiting for, and why
 
     def beat(self) -> None:
         self.last_loop = time.monotonic()
@@ -38,8 +43,10 @@ class HealthState:
         return True, "consumer loop alive"
 
     def ready(self) -> tuple[bool, str]:
+        if self.waiting_for:
+            return False, self.waiting_for
         if not self.broker_connected:
-            return False, "not connected to the broker"
+            return False, f"not connected to {self.broker}"
         if self.publish_wait >= 5.0:
             return False, (f"the broker is blocking publishes: a copy has waited "
                            f"{self.publish_wait:.0f} s for confirmation (memory or disk alarm?)")
@@ -80,7 +87,12 @@ def serve(addr: str, port: int, registry: CollectorRegistry, state: HealthState
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http: " + format, *args)
 
-    server = ThreadingHTTPServer((addr, port), Handler)
+    try:
+        server = ThreadingHTTPServer((addr, port), Handler)
+    except OSError as exc:
+        problem = ("is already in use" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be bound ({exc.strerror})")
+        raise SettingError("metrics_port", f"{addr}:{port} {problem}") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="pewproc-http", daemon=True).start()
     return server

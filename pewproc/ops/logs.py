@@ -51,6 +51,9 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # Per-checkout INFO lines from the pool and pika's chatter drown what matters.
+    # Per-checkout INFO lines from the pool drown what matters. pika logs each failed connection
+    # as several ERROR lines and a traceback, and every failure reaches pewproc as an exception
+    # that it logs in one line (with host, port and the next try): pika speaks at DEBUG only.
     logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    pika_level = logging.DEBUG if settings.log_level == "DEBUG" else logging.CRITICAL
+    logging.getLogger("pika").setLevel(pika_level)

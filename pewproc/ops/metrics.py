@@ -19,6 +19,18 @@ STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 
 _OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered", "reject": "rejected"}
 
+# Label values known in advance, exported at 0 from the start: a series that appears only with
+# its first event hides that event from rate() and increase(), so alerts would miss it.
+OUTCOMES = ("completed", "skipped", "retried", "dead_lettered")
+TELEMETRY_STATUSES = ("completed", "skipped", "failed")
+RESTART_REASONS = ("child_lost", "timeout", "recycled")
+PERMANENT_REASONS = ("invalid_message", "bad_telemetry", "configuration", "unstorable_data",
+                     "out_of_memory", "processing_error")
+TRANSIENT_REASONS = ("database_conflict", "database_unavailable", "database_error", "child_lost",
+                     "timeout")
+DEAD_LETTER_REASONS = (*PERMANENT_REASONS,
+                       *(f"retries_exhausted:{reason}" for reason in TRANSIENT_REASONS))
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -71,6 +83,13 @@ class Metrics:
         self.last_success = Gauge(
             "pewproc_last_success_timestamp_seconds", "Unix time of the last completed match.",
             registry=r)
+
+        for counter, values in ((self.messages, OUTCOMES), (self.telemetry, TELEMETRY_STATUSES),
+                                (self.child_restarts, RESTART_REASONS),
+                                (self.errors, (*PERMANENT_REASONS, *TRANSIENT_REASONS)),
+                                (self.dead_letters, DEAD_LETTER_REASONS)):
+            for value in values:
+                counter.labels(value)
 
     def record(self, result: TaskResult, fate: Fate, seconds: float) -> None:
         outcome = _OUTCOME_OF_ACTION.get(fate.action, result.outcome)

@@ -48,7 +48,7 @@ import click
 import orjson
 
 from pewproc.ops.jsonlog import JsonLog
-from pewproc.ops.options import settings_options
+from pewproc.ops.options import ALL_GROUPS, settings_options
 from pewproc.settings import Settings
 
 FAULT_KINDS = ("child-kill", "worker-kill", "worker-term", "timeout", "broker-restart",
@@ -133,7 +133,7 @@ def _fault_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               type=click.Path(file_okay=False, path_type=Path),
               help="Work folder: corpus, worker logs, and soak.json.")
 @click.option("--keep", is_flag=True, help="Keep the soak schema and the corpus.")
-@settings_options
+@settings_options(*ALL_GROUPS)
 def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_count: int,
          duration: float, seed: int, players: int,
          fault_interval: tuple[float, float], fault_kinds: tuple[str, ...],
@@ -460,6 +460,7 @@ class Soak:
         self.root = out / f"corpus-{config.suffix}"
         self.outside = out / f"outside-{config.suffix}"
         self.log_dir = out / f"logs-{config.suffix}"
+        self.root.mkdir(parents=True, exist_ok=True)  # TELEMETRY_ROOT must exist
         self.settings = settings.replace(
             environment=f"soak-{config.suffix}", postgres_schema=f"pewproc_soak_{config.suffix}",
             telemetry_root=str(self.root), match_kinds="*", log_format="json", log_level="INFO",

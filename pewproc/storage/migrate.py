@@ -7,14 +7,10 @@ lock; the second waits, then finds nothing left to do.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from importlib import resources
 
 import psycopg
 from psycopg import sql
-
-from pewproc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +65,3 @@ def _pending(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> list[
     done = {row[0] for row in conn.execute(
         sql.SQL("SELECT version FROM {}.schema_migrations").format(sql.Identifier(schema)))}
     return [version for version, _ in migration_files() if version not in done]
-
-
-def migrate_when_ready(settings: Settings, stopping: Callable[[], bool]) -> bool:
-    """Migrate, waiting for the database with backoff; False if asked to stop meanwhile."""
-    delay = 1.0
-    while not stopping():
-        try:
-            migrate(settings.conninfo, settings.postgres_schema)
-            return True
-        except psycopg.OperationalError as exc:
-            log.error("database not reachable (%s); retrying in %.0f s", exc, delay)
-            deadline = time.monotonic() + delay
-            while not stopping() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            delay = min(delay * 2, 30.0)
-    return False
