@@ -384,7 +384,10 @@ def test_known_label_values_are_exported_at_zero_before_any_event() -> None:
     exhausted = "retries_exhausted:database_unavailable"
     for sample in ('pewproc_dead_letters_total{reason="invalid_message"} 0.0',
                    f'pewproc_dead_letters_total{{reason="{exhausted}"}} 0.0',
-                   'worker_errors_total{reason="bad_telemetry"} 0.0',
+                   'worker_errors_total{reason="file_missing"} 0.0',
+                   'worker_errors_total{reason="database_schema"} 0.0',
+                   'pewproc_copy_fallbacks_total{kind="rejected"} 0.0',
+                   'pewproc_child_restarts_total{reason="pool_stalled"} 0.0',
                    'queue_messages_processed_total{outcome="dead_lettered"} 0.0',
                    'pewproc_child_restarts_total{reason="child_lost"} 0.0',
                    'telemetry_processed_total{status="failed"} 0.0'):

@@ -320,3 +320,18 @@ def test_doubles_from_other_clients_decode_as_floats_and_nan_does_not_break_deco
     assert decoded["x-pi"] == 1.57 and decoded["x-f"] == 0.5 and decoded["x-int"] == 7
     assert math.isnan(decoded["x-nan"])
     assert attempt_of({ATTEMPT: decoded["x-pi"]}) == 1
+
+
+def test_every_reason_of_the_fates_table_is_exported_at_zero() -> None:
+    """docs/reliability.md's table names every reason; each has its series from the start."""
+    import re
+    from pathlib import Path
+
+    from pewproc.ops.metrics import PERMANENT_REASONS, TRANSIENT_REASONS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    table = doc[doc.index("## The fate of every case"):doc.index("## Copies that always fit")]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")]
+    named = {r for row in rows[1:] for r in re.findall(r"`([a-z_]+)`", row[2])}
+    assert len(named) > 25
+    assert named == set(PERMANENT_REASONS) | set(TRANSIENT_REASONS)

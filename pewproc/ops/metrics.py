@@ -21,13 +21,22 @@ _OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered", "rejec
 
 # Label values known in advance, exported at 0 from the start: a series that appears only with
 # its first event hides that event from rate() and increase(), so alerts would miss it.
-OUTCOMES = ("completed", "skipped", "retried", "dead_lettered")
+OUTCOMES = ("completed", "skipped", "retried", "dead_lettered", "rejected")
 TELEMETRY_STATUSES = ("completed", "skipped", "failed")
-RESTART_REASONS = ("child_lost", "timeout", "recycled")
-PERMANENT_REASONS = ("invalid_message", "bad_telemetry", "configuration", "unstorable_data",
-                     "out_of_memory", "processing_error")
-TRANSIENT_REASONS = ("database_conflict", "database_unavailable", "database_error", "child_lost",
-                     "timeout")
+RESTART_REASONS = ("child_lost", "timeout", "pool_stalled", "recycled")
+COPY_FALLBACKS = ("minimal_dead_letter", "rejected")
+# The reasons of docs/reliability.md's table of fates.
+PERMANENT_REASONS = (
+    "invalid_json", "invalid_message", "message_too_large", "file_missing", "outside_root",
+    "file_unreadable", "file_too_large", "truncated", "telemetry_not_json", "corrupt_gzip",
+    "json_too_large", "not_event_list", "too_many_events", "not_a_match", "unstorable_data",
+    "processing_error", "out_of_memory", "settlement_crashed", "delivery_crashed",
+)
+TRANSIENT_REASONS = (
+    "file_permission_denied", "file_incomplete", "database_unavailable", "database_resources",
+    "database_timeout", "database_conflict", "database_schema", "database_error",
+    "tracked_players_unavailable", "child_lost", "timeout", "pool_stalled",
+)
 DEAD_LETTER_REASONS = (*PERMANENT_REASONS,
                        *(f"retries_exhausted:{reason}" for reason in TRANSIENT_REASONS))
 
@@ -86,6 +95,7 @@ class Metrics:
 
         for counter, values in ((self.messages, OUTCOMES), (self.telemetry, TELEMETRY_STATUSES),
                                 (self.child_restarts, RESTART_REASONS),
+                                (self.copy_fallbacks, COPY_FALLBACKS),
                                 (self.errors, (*PERMANENT_REASONS, *TRANSIENT_REASONS)),
                                 (self.dead_letters, DEAD_LETTER_REASONS)):
             for value in values:

@@ -39,7 +39,7 @@ def players() -> None:
 @players.command("add")
 @click.argument("account_ids", nargs=-1, required=True)
 @click.option("--name", default=None, help="A name to note with them (for people, not matching).")
-@settings_options
+@settings_options("database", "processing")
 def players_add(settings: Settings, account_ids: tuple[str, ...], name: str | None) -> None:
     """Track these account ids (adding one already tracked updates its name, if given)."""
     with _table(settings) as conn:
@@ -56,7 +56,7 @@ def players_add(settings: Settings, account_ids: tuple[str, ...], name: str | No
 
 @players.command("remove")
 @click.argument("account_ids", nargs=-1, required=True)
-@settings_options
+@settings_options("database", "processing")
 def players_remove(settings: Settings, account_ids: tuple[str, ...]) -> None:
     """Stop tracking these account ids."""
     with _table(settings) as conn:
@@ -67,7 +67,7 @@ def players_remove(settings: Settings, account_ids: tuple[str, ...]) -> None:
 
 @players.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@settings_options
+@settings_options("database", "processing")
 def players_list(settings: Settings, as_json: bool) -> None:
     """Every tracked player, oldest first."""
     with _table(settings) as conn:

@@ -153,7 +153,7 @@ _TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Publish at most this many messages per second (default: no limit).")
 @click.option("--dry-run", is_flag=True, help="List the matches, publish nothing.")
-@settings_options
+@settings_options("database", "broker", "queues")
 def reprocess(settings: Settings, stale: bool, statuses: tuple[str, ...],
               reasons: tuple[str, ...], match_ids: tuple[str, ...], kinds: tuple[str, ...],
               since: datetime | None, until: datetime | None, every: bool, limit: int | None,
