@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+import pytest
 
 from pewproc.broker.connection import connect
 from pewproc.broker.publisher import ConfirmingPublisher
@@ -184,6 +186,20 @@ class RunningWorker:
         """Pids of the pool's children: processes forked by the worker's fork server."""
         servers = [p for p in _children(self.process.pid) if b"forkserver" in _cmdline(p)]
         return sorted(child for server in servers for child in _children(server))
+
+
+def run_obeying_file_modes(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Python `code` in a process that obeys file modes. Root reads everything, so as root
+    the process gives up the capabilities that override modes (util-linux's setpriv)."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root reads any file, and setpriv (util-linux) is not here to prevent it")
+        drop = "-dac_override,-dac_read_search"
+        prefix = [setpriv, "--bounding-set", drop, "--inh-caps", drop]
+    return subprocess.run([*prefix, sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, check=False)
 
 
 def process_alive(pid: int) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from pewproc.settings import GROUPS, SettingError, Settings, mask_url, settings_fields
+from tests.support import run_obeying_file_modes
 
 SECRET = "s3cr3t-Pa55"
 
@@ -272,13 +273,16 @@ def test_a_readable_telemetry_root_and_existing_certificate_files_are_accepted(
     assert s.telemetry_root == str(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
 def test_an_unreadable_telemetry_root_is_refused(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o000)
     try:
-        with pytest.raises(SettingError, match="is not readable"):
-            make({"TELEMETRY_ROOT": str(locked)})
+        result = run_obeying_file_modes(
+            "import sys; from pewproc.settings import Settings, SettingError\n"
+            "try:\n    Settings.from_env({'TELEMETRY_ROOT': sys.argv[1]})\n"
+            "except SettingError as exc:\n    print(exc)\n", str(locked))
+        assert "TELEMETRY_ROOT (--telemetry-root)" in result.stdout, result.stderr
+        assert "is not readable" in result.stdout
     finally:
         locked.chmod(0o700)
 

@@ -23,6 +23,7 @@ from pewproc.telemetry.reader import (
     read_telemetry,
     resolve_inside,
 )
+from tests.support import run_obeying_file_modes
 
 EVENTS = [
     {"_T": "LogMatchDefinition", "MatchId": "match.bro.official.x.steam.squad.na.1", "_D": "a"},
@@ -376,25 +377,12 @@ def test_the_read_itself_is_capped_whatever_the_size_on_disk_says() -> None:
 
 
 def test_an_unreadable_file_is_transient_like_a_missing_grant(tmp_path: Path) -> None:
-    """Read in a process that obeys file modes: root gives up its override capabilities."""
-    import shutil
-    import subprocess
-    import sys
-
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("root reads any file, and setpriv (util-linux) is not here to prevent it")
-        drop = "-dac_override,-dac_read_search"
-        prefix = [setpriv, "--bounding-set", drop, "--inh-caps", drop]
     path = write(tmp_path / "raw.json", JSON)
     path.chmod(0o000)
-    script = ("import sys; from pathlib import Path; "
-              "from pewproc.telemetry.reader import ReadLimits, read_telemetry; "
-              "from pewproc.errors import TransientError\n"
-              "try:\n    read_telemetry(Path(sys.argv[1]), ReadLimits(10**6, 10**6, 10))\n"
-              "except TransientError as exc:\n    print(exc.reason)\n")
-    out = subprocess.run([*prefix, sys.executable, "-c", script, str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "file_permission_denied"
+    result = run_obeying_file_modes(
+        "import sys; from pathlib import Path; "
+        "from pewproc.telemetry.reader import ReadLimits, read_telemetry; "
+        "from pewproc.errors import TransientError\n"
+        "try:\n    read_telemetry(Path(sys.argv[1]), ReadLimits(10**6, 10**6, 10))\n"
+        "except TransientError as exc:\n    print(exc.reason)\n", str(path))
+    assert result.stdout.strip() == "file_permission_denied", result.stderr
