@@ -72,9 +72,13 @@ def decide(result: TaskResult, attempt: int, headers: dict[str, Any] | None,
     history.append(printable(
         f"{now} attempt {attempt} {result.reason}: {(result.error or '')[:200]}", _HISTORY_ENTRY))
     carried, dropped = fit_headers(
-        {k: v for k, v in headers.items() if not k.startswith(OWN_PREFIX)}, carried_budget)
+        {k: v for k, v in headers.items() if not (isinstance(k, str) and k.startswith(OWN_PREFIX))},
+        carried_budget)
     if dropped:
-        carried[DROPPED] = [printable(name, _NAME_LIMIT) for name in dropped[:_HISTORY_LIMIT]]
+        names = [printable(name, _NAME_LIMIT) for name in dropped[:_HISTORY_LIMIT]]
+        if len(dropped) > _HISTORY_LIMIT:
+            names.append(f"... and {len(dropped) - _HISTORY_LIMIT} more")
+        carried[DROPPED] = names
     if result.retryable and attempt <= settings.max_retries:
         delays = settings.retry_delay_list
         delay = delays[min(attempt, len(delays)) - 1]

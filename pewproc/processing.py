@@ -34,7 +34,7 @@ from pewproc.telemetry.extract import extract, output_tables
 from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import ReadLimits, ReadResult, read_telemetry, resolve_inside
 from pewproc.telemetry.version import EXTRACTOR_VERSION
-from pewproc.text import printable
+from pewproc.text import short_id
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ class Processor:
         result.stages.update(_read_stages(read))
         if not is_match(read.events):
             raise PermanentError(
-                f"{len(read.events)} events but no LogMatchDefinition or LogMatchStart: not the "
-                "telemetry of a match", "not_a_match")
+                f"{len(read.events)} events without both LogMatchDefinition and LogMatchStart: "
+                "not the telemetry of a match", "not_a_match")
         kind = message.game_type or match_kind_of(read.events)
         base = {
             "file_path": message.file_path,
@@ -188,7 +188,7 @@ class Processor:
                                     fields)
         except psycopg.Error as exc:
             log.warning("could not record the failure of match %s: %s",
-                        printable(message.match_id), describe_database_error(exc))
+                        short_id(message.match_id), describe_database_error(exc))
 
 
 def _provenance(message: MatchMessage) -> dict[str, Any]:

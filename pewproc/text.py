@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_AND_NEWLINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, and the Unicode line separators and bidirectional overrides that split a
+# line or reorder what a reader sees.
+_UNICODE = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_UNICODE}]")
+_CONTROL_AND_NEWLINES = re.compile(f"[\x00-\x1f\x7f-\x9f{_UNICODE}]")
 
 
 def printable(text: object, limit: int | None = None, *, newlines: bool = False) -> str:
@@ -23,7 +26,12 @@ def printable(text: object, limit: int | None = None, *, newlines: bool = False)
     if limit is not None and len(value) > limit:
         value = value[:limit] + "…"
     pattern = _CONTROL if newlines else _CONTROL_AND_NEWLINES
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return pattern.sub(_escape, value)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def short_id(match_id: str | None, limit: int = 128) -> str:

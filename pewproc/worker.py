@@ -33,9 +33,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pewproc import startup
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.copier import Copier, CopyOutcome, CopyRequest
-from pewproc.broker.fields import install_faithful_float_decoding
-from pewproc.broker.topology import all_queues, declare_topology
+from pewproc.broker.topology import NOT_FOUND, all_queues, declare_queue, declare_topology
 from pewproc.fate import Fate, attempt_of, decide, lost_child_result, minimal_dead_letter
+from pewproc.message import peek_match_id
 from pewproc.ops.metrics import Metrics
 from pewproc.pool import InlinePool, TaskFuture, WorkerPool, make_pool
 from pewproc.processing import TaskResult
@@ -70,6 +70,8 @@ class Delivery:
         """Names the message across redeliveries, for the crash guard."""
         digest = hashlib.sha256(self.body)
         digest.update(str(self.properties.message_id).encode("utf-8", "replace"))
+        # The headers too: a replay or a clean re-publish of the same body is another message.
+        digest.update(repr(self.properties.headers).encode("utf-8", "replace"))
         return digest.hexdigest()
 
 
@@ -111,7 +113,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.health = health
         self.pool: WorkerPool | InlinePool | None = None
-        self.copier = Copier(settings)
+        self.copier = Copier(settings, self.metrics.copy_fallbacks.labels("refused").inc)
         self._crashed: OrderedDict[str, None] = OrderedDict()
         self._session = 0
         self._tags: set[int] = set()
@@ -126,7 +128,6 @@ class Worker:
     # Lifecycle
 
     def run(self) -> int:
-        install_faithful_float_decoding()
         self.copier.start()
         self.pool = make_pool(self.settings, on_restart=self._on_pool_restart)
         self.metrics.pool_size.set(self.pool.size)
@@ -171,8 +172,8 @@ class Worker:
         if not self._stop_requested:
             self._stop_requested = True
             self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout
-            log.info("stopping: no new messages; waiting up to %.0f s for %d in flight",
-                     self.settings.shutdown_timeout, len(self._in_flight))
+            log.info("stopping: no new messages; waiting up to %.0f s for %d unsettled",
+                     self.settings.shutdown_timeout, len(self._tags))
 
     @property
     def stop_requested(self) -> bool:
@@ -351,7 +352,8 @@ class Worker:
     def _dead_letter_minimally(self, connection: pika.BlockingConnection,
                                channel: BlockingChannel, delivery: Delivery, reason: str) -> None:
         fate = minimal_dead_letter(reason, delivery.body, self.settings)
-        result = TaskResult(outcome="failed", reason=reason, error=reason)
+        result = TaskResult(outcome="failed", match_id=peek_match_id(delivery.body), reason=reason,
+                            error=reason)
         self.copier.submit(CopyRequest(
             fate, fate, delivery.body, pika.BasicProperties(),
             functools.partial(self._current, delivery),
@@ -390,17 +392,32 @@ class Worker:
             self._abandoned.add(future)  # whatever its child does next is to be ignored
         self.pool.maintain()
         if self._stats.due(self.settings.stats_interval):
-            self._report(channel)
+            self._report(connection)
 
-    def _report(self, channel: BlockingChannel) -> None:
+    def _report(self, connection: pika.BlockingConnection) -> None:
+        """Poll every queue's depth on a channel of its own: a missing queue (someone deleted it)
+        closes that channel, never the consumer's, and is declared again."""
         depth: dict[str, int] = {}
-        for queue in all_queues(self.settings):
-            ok = channel.queue_declare(queue, passive=True).method
-            depth[queue] = ok.message_count
-            self.metrics.queue_messages.labels(queue).set(ok.message_count)
-            self.metrics.queue_consumers.labels(queue).set(ok.consumer_count)
+        channel = connection.channel()
+        try:
+            for queue in all_queues(self.settings):
+                try:
+                    ok = channel.queue_declare(queue, passive=True).method
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    if exc.reply_code != NOT_FOUND:
+                        raise
+                    log.warning("queue %s is missing; declaring it again", queue)
+                    declare_queue(connection, self.settings, queue)
+                    channel = connection.channel()
+                    continue
+                depth[queue] = ok.message_count
+                self.metrics.queue_messages.labels(queue).set(ok.message_count)
+                self.metrics.queue_consumers.labels(queue).set(ok.consumer_count)
+        finally:
+            if channel.is_open:
+                channel.close()
         assert self.pool is not None
-        self._stats.log(len(self._in_flight), depth, self.pool.size)
+        self._stats.log(len(self._tags), depth, self.pool.size)
 
     def _on_pool_restart(self, reason: str) -> None:
         self.metrics.child_restarts.labels(reason).inc()

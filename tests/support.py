@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -200,6 +201,15 @@ def run_obeying_file_modes(code: str, *args: str) -> subprocess.CompletedProcess
         prefix = [setpriv, "--bounding-set", drop, "--inh-caps", drop]
     return subprocess.run([*prefix, sys.executable, "-c", code, *args], capture_output=True,
                           text=True, check=False)
+
+
+def nested_tables(depth: int) -> bytes:
+    """The wire form of a table nested `depth` deep, {"k": {"k": ... {}}}."""
+    value = b"F" + struct.pack(">I", 0)
+    for _ in range(depth):
+        entry = b"\x01k" + value
+        value = b"F" + struct.pack(">I", len(entry)) + entry
+    return value
 
 
 def process_alive(pid: int) -> bool:

@@ -11,7 +11,12 @@ import pika
 import pika.data
 import pytest
 
-from pewproc.broker.fields import FRAME_SHARE, header_frame_size, install_faithful_float_decoding
+from pewproc.broker.fields import (
+    FRAME_SHARE,
+    RawField,
+    header_frame_size,
+    install_faithful_field_codec,
+)
 from pewproc.fate import (
     ATTEMPT,
     DROPPED,
@@ -31,6 +36,7 @@ from pewproc.fate import (
 )
 from pewproc.processing import TaskResult
 from pewproc.settings import Settings
+from tests.support import nested_tables
 
 SETTINGS = Settings.from_env({}, environment="test", worker_id="worker-7", retry_delays="5,30,120",
                              max_retries=5)
@@ -310,16 +316,55 @@ def test_the_minimal_dead_letter_is_small_and_names_the_reason() -> None:
     assert encoded_headers(fate.headers) < 1024
 
 
-def test_doubles_from_other_clients_decode_as_floats_and_nan_does_not_break_decoding() -> None:
-    install_faithful_float_decoding()
-    table = (b"x-pi", b"d", struct.pack(">d", 1.57), b"x-nan", b"d", struct.pack(">d", math.nan),
-             b"x-f", b"f", struct.pack(">f", 0.5), b"x-int", b"l", struct.pack(">q", 7))
-    body = b"".join(bytes([len(table[i])]) + table[i] + table[i + 1] + table[i + 2]
-                    for i in range(0, len(table), 3))
-    decoded, _ = pika.data.decode_table(struct.pack(">I", len(body)) + body, 0)
-    assert decoded["x-pi"] == 1.57 and decoded["x-f"] == 0.5 and decoded["x-int"] == 7
-    assert math.isnan(decoded["x-nan"])
-    assert attempt_of({ATTEMPT: decoded["x-pi"]}) == 1
+# Values other clients send that pika would change, or fail on: each kept as its bytes.
+ODD_VALUES = {
+    "x-double": b"d" + struct.pack(">d", 1.57),
+    "x-nan": b"d" + struct.pack(">d", math.nan),
+    "x-float": b"f" + struct.pack(">f", 0.5),
+    "x-u64": b"L" + struct.pack(">Q", 2**64 - 1),
+    "x-long": b"l" + struct.pack(">q", 7),
+    "x-byte": b"b" + struct.pack(">b", 7),
+    "x-decimal": b"D" + struct.pack(">Bi", 2, 100),
+    "x-millis": b"T" + struct.pack(">Q", 1_796_398_000_123),  # milliseconds: year 58895
+    "x-latin1": b"S" + struct.pack(">I", 4) + "café".encode("latin-1"),
+    "x-deep": nested_tables(3000),
+}
+
+
+def encoded_table(values: dict[str, bytes]) -> bytes:
+    body = b"".join(bytes([len(k)]) + k.encode() + v for k, v in values.items())
+    return struct.pack(">I", len(body)) + body
+
+
+def test_values_pika_would_change_are_kept_as_their_bytes_and_sent_back_the_same() -> None:
+    install_faithful_field_codec()
+    plain = {"x-text": b"S" + struct.pack(">I", 2) + b"ok", "x-int": b"I" + struct.pack(">i", 5)}
+    decoded, _ = pika.data.decode_table(encoded_table({**ODD_VALUES, **plain}), 0)
+    assert decoded["x-text"] == "ok" and decoded["x-int"] == 5  # round-trip as they are
+    for name, wire in ODD_VALUES.items():
+        pieces: list[bytes] = []
+        pika.data.encode_value(pieces, decoded[name])
+        assert b"".join(pieces) == wire, name  # sent back byte for byte
+        assert name == "x-deep" or decoded[name] == RawField(wire), name
+    assert attempt_of({ATTEMPT: decoded["x-double"]}) == 1
+    fate = decide(permanent(), 1, {**decoded, "x-pewproc-attempt": decoded["x-u64"]}, SETTINGS)
+    assert fate.headers[ATTEMPT] == 1
+    assert fate.headers[DROPPED] == ["x-deep"]  # 21 KB: over the carried budget
+    again, _ = pika.data.decode_table(b"".join(_encode_table(fate.headers)), 0)
+    for name in set(ODD_VALUES) - {"x-deep"}:
+        assert again[name] == decoded[name], name
+
+
+def _encode_table(table: dict) -> list[bytes]:
+    pieces: list[bytes] = []
+    pika.data.encode_table(pieces, table)
+    return pieces
+
+
+def test_header_names_that_are_not_text_are_dropped_and_named() -> None:
+    fate = decide(permanent(), 1, {b"\xff\xfe": "x", "x-ok": "y"}, SETTINGS)
+    assert fate.headers["x-ok"] == "y"
+    assert fate.headers[DROPPED] == ["b'\\xff\\xfe'"]
 
 
 def test_every_reason_of_the_fates_table_is_exported_at_zero() -> None:

@@ -12,18 +12,16 @@ import gzip
 import os
 import signal
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pika
-import pika.data
 import psycopg
 
 from pewproc import fate
 from pewproc.broker.connection import connect
 from pewproc.broker.deadletters import DeadLetter, list_dead_letters
+from pewproc.broker.fields import RawField
 from pewproc.message import MatchMessage
 from pewproc.processing import extract_file
 from pewproc.settings import Settings
@@ -38,6 +36,7 @@ from tests.support import (
     make_match,
     match_rows,
     message_for,
+    nested_tables,
     process_alive,
     publish,
     queue_counts,
@@ -148,47 +147,33 @@ def test_huge_match_ids_and_headers_never_make_a_copy_too_large_for_a_frame(
     unharmed(db, settings, broker, worker, "after-huge", dead_letters=2)
 
 
-@contextlib.contextmanager
-def sending_doubles() -> Iterator[None]:
-    """Make this process's pika encode Python floats as AMQP doubles, as Java, Go and Node
-    clients send them (pika itself refuses floats)."""
-    original = pika.data.encode_value
-
-    def encode_value(pieces: list[bytes], value: Any) -> int:
-        if isinstance(value, float):
-            pieces.append(struct.pack(">cd", b"d", value))
-            return 9
-        return original(pieces, value)
-
-    pika.data.encode_value = encode_value
-    try:
-        yield
-    finally:
-        pika.data.encode_value = original
-
-
-def test_attempt_headers_of_any_type_count_as_attempt_one_and_doubles_are_not_carried(
+def test_attempt_headers_of_any_type_count_as_attempt_one_and_odd_values_ride_as_they_came(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
+    """Values other clients send (doubles, unsigned longs, timestamps in milliseconds, tables
+    nested thousands deep: pika fails to decode some at all) reach neither a count nor an
+    encoder as anything but their own bytes, and never break the connection."""
     worker = started(launch_worker, settings)
     missing = Path(settings.telemetry_root) / "nowhere.json.gz"
-    odd = [1e30, 2.0, -1.5, True, -4, 2**63 - 1, "7"]  # (the broker itself refuses NaN)
-    with sending_doubles():
-        for n, value in enumerate(odd):
-            publish(settings, [message_for(f"odd-{n}", missing)],
-                    headers={fate.ATTEMPT: value, "x-ratio": 1.57, "x-kept": 5})
+    double = RawField(b"d" + struct.pack(">d", 1.57))
+    odd = [RawField(b"d" + struct.pack(">d", 1e30)), double, True, -4, 2**63 - 1, "7",
+           RawField(b"L" + struct.pack(">Q", 2**64 - 1))]
+    millis = RawField(b"T" + struct.pack(">Q", 1_796_398_000_123))  # year 58895 as seconds
+    for n, value in enumerate(odd):
+        publish(settings, [message_for(f"odd-{n}", missing)], headers={
+            fate.ATTEMPT: value, "x-ratio": double, "x-sent": millis, "x-kept": 5,
+            "x-deep": RawField(nested_tables(3000))})
     wait_for(lambda: len(letters(settings)) == len(odd), 60, "every one dead-lettered")
     for letter in letters(settings):
         assert letter.headers[fate.ATTEMPT] == 1, letter.headers
-        assert letter.headers[fate.DROPPED] == ["x-ratio"]
+        assert (letter.headers["x-ratio"], letter.headers["x-sent"]) == (double, millis)
         assert letter.headers["x-kept"] == 5
+        assert letter.headers[fate.DROPPED] == ["x-deep"]  # 21 KB: over the carried budget
         assert letter.reason == "file_missing"
     attempts = {r[0] for r in db.execute(
         "SELECT attempt FROM pewproc.matches WHERE match_id LIKE 'odd-%'")}
     assert attempts == {1}
-    good_match_completes(db, settings, "after-odd")
-    settled(broker, settings, len(odd))
-    never_reconnected(worker)
+    unharmed(db, settings, broker, worker, "after-odd", dead_letters=len(odd))
 
 
 def test_a_match_id_postgres_cannot_index_is_dead_lettered_at_once_as_unstorable(
@@ -206,10 +191,17 @@ def test_a_match_id_postgres_cannot_index_is_dead_lettered_at_once_as_unstorable
     unharmed(db, settings, broker, worker, "after-long", dead_letters=1)
 
 
-def test_a_deleted_dead_letter_queue_is_declared_again_without_a_reconnect(
+def test_deleted_queues_of_our_own_are_declared_again_without_a_reconnect(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
     worker = started(launch_worker, settings)
+    retry = settings.retry_queue(settings.retry_delay_list[0])
+    connection = connect(settings)
+    connection.channel().queue_delete(retry)
+    connection.close()
+    # The stats poll (every STATS_INTERVAL_SECONDS) finds it missing: declared again.
+    wait_for(lambda: any(r["message"] == f"queue {retry} is missing; declaring it again"
+                         for r in worker.log_records()), 30, "the poll to declare it again")
     connection = connect(settings)
     connection.channel().queue_delete(settings.dead_letter_queue)
     connection.close()
@@ -218,7 +210,7 @@ def test_a_deleted_dead_letter_queue_is_declared_again_without_a_reconnect(
     wait_for(lambda: [settings.dead_letter_queue, "1"] in rabbitmqctl_table(
         broker, "list_queues", "name", "messages_ready"), 60, "the dead letter in a new DLQ")
     assert letters(settings)[0].reason == "file_missing"
-    assert any("declaring it again" in r["message"] for r in worker.log_records())
+    assert queue_counts(broker, retry)[:2] == (0, 0)
     unharmed(db, settings, broker, worker, "after-dlq-gone", dead_letters=1)
 
 
@@ -231,15 +223,19 @@ def test_files_that_are_no_match_are_dead_lettered_as_not_a_match(
     empty.write_bytes(gzip.compress(b"[]"))
     objects = root / "objects.json"
     objects.write_bytes(orjson.dumps([{}] * 10_000))
+    # A definition alone: a match that never started (and would replace a real one's rows).
+    unstarted = root / "unstarted.json"
+    unstarted.write_bytes(orjson.dumps([{"_T": "LogMatchDefinition",
+                                         "MatchId": "match.bro.official.x.steam.duo.na.1"}]))
     publish(settings, [
         MatchMessage(match_id="empty", file_path=str(empty), game_type="official").to_json(),
-        message_for("objects", objects),
+        message_for("objects", objects), message_for("unstarted", unstarted),
     ])
-    wait_for(lambda: len(letters(settings)) == 2, 60, "both dead-lettered")
+    wait_for(lambda: len(letters(settings)) == 3, 60, "all three dead-lettered")
     assert sorted((letter.match_id, letter.reason) for letter in letters(settings)) == [
-        ("empty", "not_a_match"), ("objects", "not_a_match")]
-    assert {match_rows(db, m)["status"] for m in ("empty", "objects")} == {"failed"}
-    unharmed(db, settings, broker, worker, "after-no-match", dead_letters=2)
+        ("empty", "not_a_match"), ("objects", "not_a_match"), ("unstarted", "not_a_match")]
+    assert {match_rows(db, m)["status"] for m in ("empty", "objects", "unstarted")} == {"failed"}
+    unharmed(db, settings, broker, worker, "after-no-match", dead_letters=3)
 
 
 def test_a_file_still_being_written_is_retried_and_completes_once_written(
@@ -402,6 +398,9 @@ def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_re
             wait_for(lambda: letters_count(broker, settings) == 1, 60, "the first crash handled")
             publish(settings, [crasher])  # the same message again, as a redelivery would be
             wait_for(lambda: letters_count(broker, settings) == 2, 60, "the second one")
+            # A replay carries other headers: another message, processed (and crashing) again.
+            publish(settings, [crasher], headers={"x-pewproc-replayed-at": "now"})
+            wait_for(lambda: letters_count(broker, settings) == 3, 60, "the replay")
             publish(settings, [message_for("after-crash", good)])
             wait_for(lambda: (match_rows(conn, "after-crash") or {}).get("status")
                      == "completed", 60, "the good match")
@@ -412,36 +411,88 @@ def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_re
     assert worker.run() == 0
     driver.join()
     assert [(x.reason, x.headers.get(fate.MINIMAL)) for x in letters(settings)] == [
-        ("settlement_crashed", True)] * 2
-    assert match_rows(db, "crasher")["times_processed"] == 1  # the return was not processed
-    assert worker.metrics.settle_crashes._value.get() == 1
+        ("settlement_crashed", True)] * 3
+    # processed by the first delivery and the replay, not by the return of the first
+    assert match_rows(db, "crasher")["times_processed"] == 2
+    assert worker.metrics.settle_crashes._value.get() == 2
     assert worker.metrics.reconnects._value.get() == 0
-    settled(broker, settings, 2)
+    settled(broker, settings, 3)
 
 
-def test_copies_the_broker_refuses_fall_back_to_a_minimal_letter_then_a_reject(
+def test_a_copy_a_full_queue_refuses_waits_for_room_and_nothing_is_lost(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
-    """Queues an operator made full (x-max-length, reject-publish) nack pewproc's copies."""
-    full = {"x-max-length": 0, "x-overflow": "reject-publish"}
+    """A nack (a full DLQ with reject-publish) is the queue's state, not the message's: the
+    original stays unacked and its copy is published once there is room."""
     connection = connect(settings)
-    channel = connection.channel()
-    channel.queue_declare(settings.dead_letter_queue, durable=True,
-                          arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
-    for delay in set(settings.retry_delay_list):
-        channel.queue_declare(settings.retry_queue(delay), durable=True, arguments=full)
+    connection.channel().queue_declare(settings.dead_letter_queue, durable=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish"})
     connection.close()
     worker = started(launch_worker, settings)
     root = Path(settings.telemetry_root)
-    young = root / "young.json.gz"
-    young.write_bytes(gzip.compress(b"[{}]")[:10])  # cut off, just now: to be retried
-    publish(settings, [message_for("young", young)])
-    wait_for(lambda: letters_count(broker, settings) == 1, 60, "the retry copy's fallback")
-    (letter,) = letters(settings)
-    assert (letter.reason, letter.headers[fate.MINIMAL]) == ("file_incomplete", True)
-    publish(settings, [message_for("refused", root / "none.gz")])
-    wait_for(lambda: any(o["action"] == "reject" for o in worker.outcomes()), 60, "a reject")
-    errors = [r["message"] for r in worker.log_records() if r["level"] == "ERROR"]
-    assert any("rejected without requeue" in m for m in errors)
-    assert letters_count(broker, settings) == 1
+    publish(settings, [message_for("first", root / "none-1.gz")])
+    wait_for(lambda: letters_count(broker, settings) == 1, 60, "the DLQ full")
+    publish(settings, [message_for("second", root / "none-2.gz")])
+    wait_for(lambda: any("nack: is the queue full?" in r["message"]
+                         for r in worker.log_records()), 60, "the refusal")
+    assert queue_counts(broker, settings.work_queue)[:2] == (0, 1)  # held, not lost
+    good_match_completes(db, settings, "during-refusals")
+    connection = connect(settings)
+    connection.channel().queue_purge(settings.dead_letter_queue)  # the operator makes room
+    connection.close()
+    wait_for(lambda: [x.match_id for x in letters(settings)] == ["second"], 60, "the copy")
+    assert not [o for o in worker.outcomes() if o["action"] == "reject"]
     unharmed(db, settings, broker, worker, "after-refusals", dead_letters=1)
+
+
+def test_copies_that_cannot_be_encoded_fall_back_to_a_minimal_letter_then_a_reject(
+    settings: Settings, db: psycopg.Connection, broker, monkeypatch,
+) -> None:
+    """Injected: copies whose headers pika cannot encode. The copy becomes a minimal dead
+    letter; when even that cannot be published, the original is rejected and counted."""
+    import threading
+
+    from pewproc import worker as worker_module
+    from pewproc.fate import Fate
+    from pewproc.worker import Worker
+
+    unencodable = {"x-bad": object()}
+    real_decide, real_minimal = worker_module.decide, worker_module.minimal_dead_letter
+
+    def decide(result, *args, **kwargs):  # type: ignore[no-untyped-def]
+        fate_ = real_decide(result, *args, **kwargs)
+        if result.match_id in ("unencodable", "hopeless"):
+            return Fate(fate_.action, fate_.queue, {**fate_.headers, **unencodable})
+        return fate_
+
+    def minimal(reason: str, body: bytes, settings_: Settings) -> Fate:
+        fate_ = real_minimal(reason, body, settings_)
+        if b"hopeless" in body:
+            return Fate(fate_.action, fate_.queue, unencodable)
+        return fate_
+
+    monkeypatch.setattr(worker_module, "decide", decide)
+    monkeypatch.setattr(worker_module, "minimal_dead_letter", minimal)
+    root = Path(settings.telemetry_root)
+    worker = Worker(settings)
+
+    def drive() -> None:
+        publish(settings, [message_for("unencodable", root / "none-1.gz")])
+        wait_for(lambda: letters_count(broker, settings) == 1, 60, "the minimal letter")
+        publish(settings, [message_for("hopeless", root / "none-2.gz")])
+        wait_for(lambda: worker.metrics.copy_fallbacks.labels("rejected")._value.get() == 1, 60,
+                 "the reject")
+        with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+            good_match_completes(conn, settings, "after-fallbacks")
+        worker.request_stop()
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    assert worker.run() == 0
+    driver.join()
+    (letter,) = letters(settings)
+    assert (letter.match_id, letter.reason, letter.headers[fate.MINIMAL]) == (
+        "unencodable", "file_missing", True)
+    assert worker.metrics.copy_fallbacks.labels("minimal_dead_letter")._value.get() == 1
+    assert worker.metrics.reconnects._value.get() == 0
+    settled(broker, settings, 1)

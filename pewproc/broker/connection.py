@@ -6,14 +6,17 @@ import ssl
 
 import pika
 
+from pewproc.broker.fields import install_faithful_field_codec
 from pewproc.settings import Settings, mask_url
 
 
-def connection_parameters(settings: Settings, *, heartbeat: int | None = None
-                          ) -> pika.URLParameters:
+def connection_parameters(settings: Settings, *, heartbeat: int | None = None,
+                          blocked_timeout: float | None = 300) -> pika.URLParameters:
+    """`blocked_timeout`: how long a connection the broker blocks (resource alarm) may wait
+    before pika closes it; None waits for as long as the alarm lasts."""
     params = pika.URLParameters(settings.amqp_url)
     params.heartbeat = settings.rabbitmq_heartbeat if heartbeat is None else heartbeat
-    params.blocked_connection_timeout = 300
+    params.blocked_connection_timeout = blocked_timeout
     params.connection_attempts = 1
     params.socket_timeout = 10
     params.client_properties = {"connection_name": f"pewproc {settings.worker_name}"}
@@ -25,8 +28,11 @@ def connection_parameters(settings: Settings, *, heartbeat: int | None = None
     return params
 
 
-def connect(settings: Settings, *, heartbeat: int | None = None) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(settings, heartbeat=heartbeat))
+def connect(settings: Settings, *, heartbeat: int | None = None,
+            blocked_timeout: float | None = 300) -> pika.BlockingConnection:
+    install_faithful_field_codec()  # before any header is decoded
+    return pika.BlockingConnection(
+        connection_parameters(settings, heartbeat=heartbeat, blocked_timeout=blocked_timeout))
 
 
 def describe(settings: Settings) -> str:

@@ -55,12 +55,18 @@ class CopyRequest:
 
 
 class Unpublishable(Exception):
-    """This copy can never be published as it is: too large, unencodable, refused."""
+    """This copy can never be published as it is: too large, unencodable, its channel closed."""
+
+
+class Refused(Exception):
+    """The broker refused the copy (a nack: a full queue with `reject-publish`, say): a state of
+    the queue, not of the message, so the copy is tried again later and the original waits."""
 
 
 class Copier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_refused: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
+        self._on_refused = on_refused
         self._requests: queue.SimpleQueue[CopyRequest | None] = queue.SimpleQueue()
         self._connection: pika.BlockingConnection | None = None
         self._publisher: ConfirmingPublisher | None = None
@@ -115,6 +121,9 @@ class Copier:
                     request.done(self._publish_minimal(request))
                     return
                 failures = self._wait_after(exc, failures)
+            except Refused as exc:
+                self._on_refused()
+                failures = self._wait_after(exc, failures)
             except (pika.exceptions.AMQPError, OSError) as exc:
                 self._disconnect()
                 failures = self._wait_after(exc, failures)
@@ -163,7 +172,8 @@ class Copier:
         except pika.exceptions.UnroutableError:
             raise Unpublishable(f"queue {fate.queue} is still missing after declaring it") from None
         except pika.exceptions.NackError:
-            raise Unpublishable(f"the broker refused the copy to {fate.queue} (nack)") from None
+            raise Refused(f"the broker refused the copy to {fate.queue} (nack: is the queue "
+                          "full?)") from None
         except pika.exceptions.ChannelClosedByBroker as exc:
             self._publisher = None  # its channel is gone; the connection is fine
             raise Unpublishable(f"the broker closed the channel: {exc}") from None
@@ -172,7 +182,9 @@ class Copier:
 
     def _connected(self) -> ConfirmingPublisher:
         if self._connection is None or not self._connection.is_open:
-            self._connection = connect(self.settings)
+            # Through a resource alarm this connection waits as long as it lasts: closing it
+            # would publish the waiting copy again on a new one, and the broker keeps both.
+            self._connection = connect(self.settings, blocked_timeout=None)
             self._publisher = None
         if self._publisher is None:
             self._publisher = ConfirmingPublisher(self._connection)

@@ -2,13 +2,16 @@
 
 Headers of a delivery are copied onto its retry and dead-letter copies, and a copy that cannot be
 encoded, or whose header frame is larger than the connection's `frame_max`, would fail or make
-the broker close the whole connection. Everything a copy carries is measured here first.
+the broker close the whole connection. Everything a copy carries is measured here first, and
+values pika would change on the way back are kept as the bytes they came as.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -18,61 +21,94 @@ import pika.data
 FRAME_SHARE = 0.5
 
 
-def install_faithful_float_decoding() -> None:
-    """Decode AMQP float and double header values as Python floats.
+# Kinds pika turns into Python values it cannot encode back the same: floats and doubles become
+# ints (1.57 arrives as 1, 1e30 as a 31-digit int), unsigned 64-bit ints turn negative, small
+# ints widen, decimals lose their scale, out-of-range timestamps fail to decode at all.
+_RAW_SIZES = {b"b": 1, b"B": 1, b"U": 2, b"u": 2, b"s": 2, b"i": 4, b"f": 4, b"D": 5,
+              b"L": 8, b"l": 8, b"d": 8, b"T": 8}
+_MAX_DEPTH = 16  # nested tables and arrays deeper than this are kept raw, never recursed into
+_depth = threading.local()
 
-    pika turns them into ints: 1.57 arrives as 1, 1e30 as a 31-digit int that overflows every
-    64-bit field it reaches, and NaN fails to decode at all. Java, Go and Node clients send
-    doubles. As floats they are never mistaken for a count, and since pika cannot encode floats,
-    copies drop them instead of carrying a changed value. Idempotent; pika 1.x keeps
-    `decode_value` a module function that `decode_table` looks up at each call.
+
+@dataclass(frozen=True)
+class RawField:
+    """A header value kept exactly as it came on the wire: its kind byte and payload.
+
+    pika would change it (or fail) on the way back; as raw bytes it is carried faithfully onto
+    copies, and nothing mistakes it for one of pewproc's own values (an attempt count, say).
     """
-    original = pika.data.decode_value
-    if getattr(original, "faithful_floats", False):
+
+    encoded: bytes
+
+    @property
+    def kind(self) -> str:
+        return chr(self.encoded[0])
+
+    def __str__(self) -> str:
+        return f"<AMQP {self.kind} {self.encoded[1:].hex()}>"
+
+
+def install_faithful_field_codec() -> None:
+    """Teach pika to keep header values it cannot round-trip as `RawField`s, and to send those
+    back byte for byte; idempotent. pika 1.x keeps `decode_value` and `encode_value` module
+    functions that `decode_table` and `encode_table` look up at each call."""
+    decode, encode = pika.data.decode_value, pika.data.encode_value
+    if getattr(decode, "faithful", False):
         return
 
     def decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
         kind = encoded[offset:offset + 1]
-        if kind == b"d":
-            return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
-        if kind == b"f":
-            return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
-        return original(encoded, offset)
+        size = _RAW_SIZES.get(kind)
+        if size is not None:
+            end = offset + 1 + size
+            return RawField(bytes(encoded[offset:end])), end
+        if kind in (b"F", b"A"):
+            depth = getattr(_depth, "value", 0)
+            if depth >= _MAX_DEPTH:
+                end = offset + 5 + struct.unpack_from(">I", encoded, offset + 1)[0]
+                return RawField(bytes(encoded[offset:end])), end
+            _depth.value = depth + 1
+            try:
+                return decode(encoded, offset)
+            finally:
+                _depth.value = depth
+        value, end = decode(encoded, offset)
+        if kind == b"S" and isinstance(value, bytes):  # not UTF-8: pika would send it back as x
+            return RawField(bytes(encoded[offset:end])), end
+        return value, end
 
-    decode_value.faithful_floats = True  # type: ignore[attr-defined]
+    def encode_value(pieces: list[bytes], value: Any) -> int:
+        if isinstance(value, RawField):
+            pieces.append(value.encoded)
+            return len(value.encoded)
+        return encode(pieces, value)
+
+    decode_value.faithful = True  # type: ignore[attr-defined]
     pika.data.decode_value = decode_value
+    pika.data.encode_value = encode_value
 
 
 def encoded_size(value: Any) -> int | None:
-    """Bytes `value` takes in a header table, or None if pika cannot send it back as it came."""
-    if _holds_float(value):
-        return None
+    """Bytes `value` takes in a header table, or None if it cannot be sent back as it came."""
     try:
         return pika.data.encode_value([], value)
-    except Exception:  # struct.error, unsupported types, keys too long, bad unicode...
+    except Exception:  # struct.error, unsupported types (a float), keys too long, bad unicode...
         return None
-
-
-def _holds_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, Mapping):
-        return any(_holds_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_holds_float(v) for v in value)
-    return False
 
 
 def fit_headers(headers: Mapping[str, Any], budget: int) -> tuple[dict[str, Any], list[str]]:
     """The headers that can be sent as they are, within `budget` bytes; and the names dropped.
 
-    Values pika cannot encode faithfully go first; then the largest, until the rest fits.
+    Names that are not text and values that cannot be encoded go first; then the largest, until
+    the rest fits.
     """
     sizes: dict[str, int] = {}
     dropped: list[str] = []
     for name, value in headers.items():
         size = encoded_size(value)
-        if size is None:
+        if not isinstance(name, str):  # a name that is not UTF-8 arrives as bytes
+            dropped.append(repr(name))
+        elif size is None:
             dropped.append(name)
         else:
             sizes[name] = 1 + len(name.encode("utf-8", "replace")) + size

@@ -24,7 +24,7 @@ _OUTCOME_OF_ACTION = {"retry": "retried", "dead_letter": "dead_lettered", "rejec
 OUTCOMES = ("completed", "skipped", "retried", "dead_lettered", "rejected")
 TELEMETRY_STATUSES = ("completed", "skipped", "failed")
 RESTART_REASONS = ("child_lost", "timeout", "pool_stalled", "recycled")
-COPY_FALLBACKS = ("minimal_dead_letter", "rejected")
+COPY_FALLBACKS = ("refused", "minimal_dead_letter", "rejected")
 # The reasons of docs/reliability.md's table of fates.
 PERMANENT_REASONS = (
     "invalid_json", "invalid_message", "message_too_large", "file_missing", "outside_root",
@@ -82,7 +82,8 @@ class Metrics:
             "pewproc_queue_consumers", "Consumers of a queue (polled).", ["queue"], registry=r)
         self.copy_fallbacks = Counter(
             "pewproc_copy_fallbacks", "Copies that could not be published as they were, by what "
-            "was done instead (minimal_dead_letter, rejected).", ["kind"], registry=r)
+            "happened: refused (a nack; tried again later), minimal_dead_letter, rejected.",
+            ["kind"], registry=r)
         self.settle_crashes = Counter(
             "pewproc_settle_crashes", "Deliveries whose settlement raised; each is dead-lettered "
             "minimally, now and if it comes back.", registry=r)

@@ -31,10 +31,15 @@ def match_kind_of(events: list[Event]) -> str | None:
 
 
 def is_match(events: list[Event]) -> bool:
-    """Whether the events are a match's telemetry at all. Real files open with
-    LogMatchDefinition, so this stops at once for them; only a file that is no match is read to
-    its end."""
-    return any(event.get("_T") in _MATCH_MARKERS for event in events)
+    """Whether the events are the telemetry of a match that took place: its definition and its
+    start. Real files open with LogMatchDefinition and start within the first few thousand
+    events, so this stops early; only a file that is no match is read to its end."""
+    missing = set(_MATCH_MARKERS)
+    for event in events:
+        missing.discard(event.get("_T"))  # type: ignore[arg-type]
+        if not missing:
+            return True
+    return False
 
 
 _MATCH_MARKERS = frozenset({"LogMatchDefinition", "LogMatchStart"})
