@@ -13,8 +13,7 @@ could hide:
   orjson reads as a float) fails the decode, and the file goes the general way;
 - an object the collectors test for truth (a character, a location, `common`) declares a
   required key, so it is never empty here where it was not there;
-- nested structures read in only a few events of a match (damage infos, rosters, results, the
-  game state) are kept as raw JSON and parsed by orjson, exactly as the general path does.
+- rosters and results, whose entries come in two shapes, keep every key (see `Entry`).
 A null and a missing key stay what they were: TypedDicts keep a key's absence.
 """
 
@@ -23,7 +22,6 @@ from __future__ import annotations
 from typing import Annotated, Any, NotRequired, Required, TypedDict
 
 import msgspec
-import orjson
 
 # orjson's integers are 64 bits; past them it gives a float. msgspec's bounds stop at int64.
 Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -55,8 +53,29 @@ class Item(TypedDict, total=False):
     subCategory: str | None
 
 
+class DamageInfo(TypedDict, total=False):  # read alike whether empty or not
+    damageReason: str | None
+    damageTypeCategory: str | None
+    damageCauserName: str | None
+    distance: Num | None
+    isThroughPenetrableWall: bool | None
+
+
+class Point(TypedDict, total=False):  # read alike whether empty or not
+    x: Num | None
+    y: Num | None
+
+
+class GameState(TypedDict, total=False):
+    safetyZoneRadius: Required[Num | None]  # `if state:` decides whether the circles change
+    safetyZonePosition: Point | None
+    poisonGasWarningPosition: Point | None
+    poisonGasWarningRadius: Num | None
+    numStartTeams: Int | None
+
+
 _FIELDS: dict[str, Any] = {
-    "_T": str,
+    "_T": str,  # required, unlike the others
     "_D": str | None,
     "common": Common | None,
     "MatchId": str | None,
@@ -76,24 +95,26 @@ _FIELDS: dict[str, Any] = {
         bool | None,
     ),
     **dict.fromkeys(("item", "weapon"), Item | None),
+    **dict.fromkeys(("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo"),
+                    DamageInfo | None),
+    **dict.fromkeys(("assists_AccountId", "teamKillers_AccountId"), list[str | None] | None),
+    "gameState": GameState | None,
 }
-# Kept raw, and parsed by orjson in the event types whose collectors read them: rare, nested
-# structures, read as they come. (Elsewhere they stay raw bytes that no collector reads; a
-# collector that starts reading one of them in another event type adds that type here.)
-RAW_KEYS_OF: dict[str, tuple[str, ...]] = {
-    "LogPlayerKillV2": ("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo",
-                        "assists_AccountId", "teamKillers_AccountId"),
-    "LogGameStatePeriodic": ("gameState",),
-    "LogMatchStart": ("characters",),
-    "LogMatchEnd": ("characters", "gameResultOnFinished"),
-}
-RAW_KEYS = frozenset(k for keys in RAW_KEYS_OF.values() for k in keys)
+# Rosters and results: entries are plain characters (older files) or wrappers of one (newer
+# ones), two shapes no one TypedDict declares. They keep every key, so an entry is empty here only
+# where it was; the two levels the collectors read (an entry's keys, its character's) are typed
+# as strictly as the rest, and below them nothing is read.
+Scalar = Int | float | str | bool | None
+Inner = dict[str, Scalar | list[Any] | dict[str, Any]]
+Entry = dict[str, Scalar | list[Any] | Inner]
+_FIELDS["characters"] = list[Entry] | None
+_FIELDS["gameResultOnFinished"] = dict[str, Scalar | list[Inner] | Inner] | None
 
-Event = TypedDict(  # type: ignore[misc]
-    "Event",
-    {**{k: NotRequired[v] for k, v in _FIELDS.items()},
-     **{k: NotRequired[msgspec.Raw] for k in RAW_KEYS}},
-)
+_SHAPES: dict[str, Any] = {
+    **{k: NotRequired[v] for k, v in _FIELDS.items()},
+    "_T": Required[_FIELDS["_T"]],
+}
+Event = TypedDict("Event", _SHAPES)  # type: ignore[misc]
 
 _decoder = msgspec.json.Decoder(list[Event])
 
@@ -105,16 +126,4 @@ def decode_typed(data: bytes) -> list[dict[str, Any]] | None:
         events: list[dict[str, Any]] = _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    raw_keys_of = RAW_KEYS_OF.get
-    loads = orjson.loads
-    for event in events:
-        keys = raw_keys_of(event.get("_T"))  # type: ignore[arg-type]
-        if keys is None:
-            continue
-        for key in keys:
-            if key in event:
-                try:
-                    event[key] = loads(memoryview(event[key]))
-                except orjson.JSONDecodeError:  # valid JSON for msgspec, not for orjson
-                    return None
     return events

@@ -10,24 +10,38 @@ import pytest
 
 from pewproc.telemetry.reader import GENERAL, TYPED, parse_events
 from pewproc.telemetry.synth import generate_match
-from pewproc.telemetry.typed import RAW_KEYS_OF, Character, Event, Item, decode_typed
+from pewproc.telemetry.typed import (
+    Character,
+    DamageInfo,
+    Event,
+    GameState,
+    Item,
+    Point,
+    decode_typed,
+)
 from tests.telemetry.events import char, damage, event, kill_v2, position
 
 A, B = char("account.a", 1, 10, 20), char("account.b", 2, 30, 40)
 
 
+INFOS = ("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo")
 ROLES = ("character", "attacker", "victim", "killer", "finisher", "dBNOMaker", "reviver",
          "assistant")
 
 
 def projected(full: dict[str, Any]) -> dict[str, Any]:
-    """What the typed path keeps of an event: the declared keys, characters and items cut
-    down to theirs; raw structures only in the event types that read them."""
-    raw = {k for keys in RAW_KEYS_OF.values() for k in keys} - set(RAW_KEYS_OF.get(full["_T"], ()))
-    out = {k: v for k, v in full.items() if k in Event.__annotations__ and k not in raw}
-    for key, shape in (*((r, Character) for r in ROLES), ("item", Item), ("weapon", Item)):
+    """What the typed path keeps of an event: the declared keys, and of the objects below them
+    their declared keys (rosters and results whole)."""
+    out = {k: v for k, v in full.items() if k in Event.__annotations__}
+    for key, shape in (*((r, Character) for r in ROLES), ("item", Item), ("weapon", Item),
+                       *((k, DamageInfo) for k in INFOS), ("gameState", GameState)):
         if out.get(key):
             out[key] = {k: v for k, v in out[key].items() if k in shape.__annotations__}
+    if out.get("gameState"):
+        for key in ("safetyZonePosition", "poisonGasWarningPosition"):
+            if out["gameState"].get(key):
+                out["gameState"][key] = {k: v for k, v in out["gameState"][key].items()
+                                         if k in Point.__annotations__}
     return out
 
 
@@ -91,9 +105,29 @@ def test_what_fits_decodes_typed(events: list[dict[str, Any]]) -> None:
     assert [e.get("_T") for e in got] == [e.get("_T") for e in events]
 
 
-def test_nested_structures_read_raw_are_the_general_values() -> None:
-    kill = kill_v2(3, B, killer=A, knocker=A, assists=("account.c",))
-    (got,), taken = parse_events(orjson.dumps([kill]), 10)
+def test_rosters_and_results_keep_every_key_of_their_entries() -> None:
+    events = generate_match(5, players=8, team_size=2, duration_s=200)
+    typed, taken = parse_events(orjson.dumps(events), 10**6)
     assert taken == TYPED
-    for key in RAW_KEYS_OF["LogPlayerKillV2"]:
-        assert got[key] == kill[key] and type(got[key]) is type(kill[key])
+    for got, full in zip(typed, events, strict=True):
+        if full["_T"] in ("LogMatchStart", "LogMatchEnd"):
+            assert got["characters"] == full["characters"]
+        if full["_T"] == "LogMatchEnd":
+            assert got["gameResultOnFinished"] == full["gameResultOnFinished"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "fits"),
+    [
+        ({"character": {"accountId": "account.a", "teamId": 2**63}}, False),  # past int64
+        ({"accountId": "account.a", "ranking": "1"}, True),  # read as they come: a str stays
+        ({"unread": 1}, True),  # not empty: every key is kept
+        (None, False),
+    ],
+)
+def test_roster_entries_read_as_the_general_path_reads_them(entry: Any, fits: bool) -> None:
+    start = event("LogMatchStart", 0, characters=[entry])
+    data = orjson.dumps([start])
+    (got,), taken = parse_events(data, 10)
+    assert (taken == TYPED) is fits
+    assert got == orjson.loads(data)[0]
