@@ -48,7 +48,7 @@ class ReadResult:
     read_seconds: float
     decompress_seconds: float
     parse_seconds: float
-    decode_path: str = "typed"  # or "general": the file did not fit the typed shapes
+    decode_path: str  # typed, or general: the file did not fit the typed shapes
 
 
 def resolve_inside(file_path: str, root: str | Path) -> Path:
