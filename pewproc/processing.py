@@ -54,6 +54,7 @@ class TaskResult:
     stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     cpu_seconds: float = 0.0
     events: int = 0
+    decode_path: str | None = None  # typed | general (the file did not fit the typed shapes)
     rows: dict[str, int] = field(default_factory=dict)
     pid: int = 0
     started_at: float = 0.0  # time.time(), so intervals compare across processes
@@ -130,6 +131,7 @@ class Processor:
         path = resolve_inside(message.file_path, self.settings.telemetry_root)
         read = read_telemetry(path, self.limits)
         result.events = len(read.events)
+        result.decode_path = read.decode_path
         result.stages.update(_read_stages(read))
         if not is_match(read.events):
             raise PermanentError(
@@ -273,7 +275,7 @@ def extract_file(path: Path, match_id: str, settings: Settings) -> dict[str, Any
         extraction = extract(read.events, MatchContext(match_id, tracked))
     stages = {**_read_stages(read), "extract": time.perf_counter() - t0}
     return {"match_id": match_id, "events": len(read.events), "rows": extraction.row_counts(),
-            "stages": stages, "summary": extraction.summary}
+            "decode_path": read.decode_path, "stages": stages, "summary": extraction.summary}
 
 
 def _read_stages(read: ReadResult) -> dict[str, float]:

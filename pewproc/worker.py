@@ -484,6 +484,7 @@ def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: fl
             "outcome": result.outcome,
             "action": fate.action, "seconds": round(seconds, 4), "stages": result.stages,
             "rows": result.rows, "reason": result.reason, "pid": result.pid,
+            "decode_path": result.decode_path,
             "started_at": result.started_at, "ended_at": result.ended_at,
         },
     )

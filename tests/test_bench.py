@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from pewproc.broker.connection import connect
 from pewproc.ops.bench import STAGES, TARGETS, bench
+from pewproc.ops.bench.report import evaluate_targets
 from pewproc.settings import Settings
 
 FILE_FIGURES = [
@@ -28,11 +29,13 @@ FILE_FIGURES = [
     "child.processor.cold_cpu_s", "child.processor.warm_cpu_s",
     "child.rss_baseline_bytes", "child.rss_peak_bytes", "child.rss_peak_after_all_bytes",
     "rss_parse_only_peak_bytes", "rss_parse_only_baseline_bytes",
-    "ratios.cpu_vs_floor", "ratios.extract_vs_parse", "ratios.rss_vs_parse_only",
+    "ratios.cpu_vs_floor", "ratios.cpu_vs_floor_gc_on", "ratios.extract_vs_parse",
+    "ratios.rss_vs_parse_only", "floor.cpu_gc_off_s", "floor.parse_gc_off_cpu_s",
     "events", "file_bytes", "json_bytes", "rows",
 ]
 SUMMARY_FIGURES = [
-    "events_per_match", "cpu_vs_floor", "extract_vs_parse", "rss_vs_parse_only",
+    "events_per_match", "cpu_vs_floor", "cpu_vs_floor_gc_on", "extract_vs_parse",
+    "rss_vs_parse_only",
     "rss_child_peak_bytes", "rss_parse_only_peak_bytes", "floor_per_match_s.cpu_s",
     *(f"cpu_per_match_s.{s}" for s in (*STAGES, "total")),
 ]
@@ -101,13 +104,20 @@ def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_pa
         assert_positive(report["dispatch"]["modes"][name], DISPATCH_FIGURES, f"{name} tiny")
     assert report["throughput"]["ratios_vs_sequential"]["1"] > 0
 
-    # And every performance target is reported; pool=2 was not run, so it is not measured
+    # And every file took the typed decoding path, as generated files do, and the bench says so
+    assert [f["child"]["decode_path"] for f in report["files"]] == ["typed", "typed"]
+    assert report["summary"]["fallback_files"] == 0 and report["summary"]["fallback_share"] == 0
+    assert "0 of 2 files took the general decoding path" in result.output
+    assert all(r["corpus"]["fallbacks"] == 0 for mode in modes.values() for r in mode["runs"])
+
+    # And every performance target is reported; pool=2 was not run, so those are not measured
     targets = report["targets"]
     assert set(targets) == {t.key for t in TARGETS}
-    for key in ("cpu_vs_floor", "extract_vs_parse", "rss_vs_parse_only"):
+    for key in ("cpu_vs_floor", "rss_vs_parse_only"):
         assert targets[key]["value"] > 0
         assert targets[key]["status"] in ("met", "not met")
-    assert targets["pool2_vs_sequential"]["status"] == "not measured"
+    for key in ("pool2_vs_sequential", "pool2_vs_parse_limit"):
+        assert targets[key]["status"] == "not measured"
 
     # And the chart is drawn when matplotlib is there
     if importlib.util.find_spec("matplotlib") is not None:
@@ -122,3 +132,24 @@ def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_pa
                             (schema,)).fetchone() == (0,)
     assert not queue_exists(settings, f"match.processing.{environment}")
     assert not list(out.glob("corpus-*"))
+
+
+def test_targets_are_judged_against_the_parse_only_limit_of_the_machine() -> None:
+    # Given a run on 2 CPUs whose mean match has a floor of 100 ms with the GC paused
+    report: dict[str, Any] = {
+        "machine": {"cpus_usable": 2},
+        "summary": {"floor_per_match_s": {"cpu_gc_off_s": 0.1}, "cpu_vs_floor": 1.1,
+                    "rss_vs_parse_only": 0.5},
+        "throughput": {"ratios_vs_sequential": {"2": 1.8},
+                       "modes": {"pool-2": {"median": {"matches_per_s": 9.0}}}},
+    }
+
+    # When the targets are judged
+    targets = evaluate_targets(report)
+
+    # Then pool 2's 9 matches/s are 0.45 of the 20 the CPUs could parse, and each ratio is
+    # held to its bound
+    assert targets["pool2_vs_parse_limit"]["value"] == pytest.approx(0.45)
+    assert {k: t["status"] for k, t in targets.items()} == {
+        "cpu_vs_floor": "not met", "rss_vs_parse_only": "met", "pool2_vs_sequential": "met",
+        "pool2_vs_parse_limit": "not met"}

@@ -66,6 +66,8 @@ def test_metrics_expose_what_the_worker_did(
         "SELECT sum(event_count) FROM pewproc.matches WHERE match_id = ANY(%s)", (ids,)
     ).fetchone()[0]
     assert m[("telemetry_events_extracted_total", ())] == total_events
+    assert m[("pewproc_telemetry_decoded_total", (("path", "typed"),))] == 3
+    assert ("pewproc_telemetry_decoded_total", (("path", "general"),)) not in m
     for table in ("kills", "landings"):
         expected = sum(count_rows(db, table, i) for i in ids)
         assert m[("pewproc_rows_written_total", (("table", table),))] == expected
@@ -75,6 +77,19 @@ def test_metrics_expose_what_the_worker_did(
     assert m[("pewproc_queue_consumers", (("queue", settings.work_queue),))] == 1
     assert m[("pewproc_queue_messages", (("queue", settings.dead_letter_queue),))] == 1
     assert worker.terminate() == 0
+
+
+def test_matches_that_took_the_general_path_are_counted() -> None:
+    from pewproc.fate import Fate
+    from pewproc.ops.metrics import Metrics
+    from pewproc.processing import TaskResult
+
+    metrics = Metrics()
+    for path in ("typed", "general", "typed", None):  # None: failed before the file was read
+        metrics.record(TaskResult("completed", decode_path=path), Fate("ack"), 0.1)
+    decoded = metrics.registry.get_sample_value
+    assert decoded("pewproc_telemetry_decoded_total", {"path": "general"}) == 1
+    assert decoded("pewproc_telemetry_decoded_total", {"path": "typed"}) == 2
 
 
 def test_health_endpoints_follow_the_broker_and_the_database(

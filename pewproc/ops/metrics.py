@@ -58,6 +58,10 @@ class Metrics:
             "telemetry_processed", "Telemetry files processed, by status.", ["status"], registry=r)
         self.events = Counter(
             "telemetry_events_extracted", "Events parsed from telemetry files.", registry=r)
+        self.decoded = Counter(
+            "pewproc_telemetry_decoded", "Telemetry files parsed, by decoding path: typed, or "
+            "general for files whose shapes do not fit the typed one (the fallback).", ["path"],
+            registry=r)
         self.rows = Counter(
             "pewproc_rows_written", "Rows written, by table.", ["table"], registry=r)
         self.errors = Counter(
@@ -110,6 +114,8 @@ class Metrics:
             if stage != "total":
                 self.stage_duration.labels(stage).observe(value)
         self.events.inc(result.events)
+        if result.decode_path is not None:
+            self.decoded.labels(result.decode_path).inc()
         for table, count in result.rows.items():
             self.rows.labels(table).inc(count)
         if result.ok:

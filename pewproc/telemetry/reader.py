@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+from isal import isal_zlib
 
 from pewproc.errors import TelemetryError, TransientError
 from pewproc.settings import Settings
+from pewproc.telemetry.typed import decode_typed
 
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_GZIP_LAYERS = 3
@@ -47,6 +48,7 @@ class ReadResult:
     read_seconds: float
     decompress_seconds: float
     parse_seconds: float
+    decode_path: str  # typed, or general: the file did not fit the typed shapes
 
 
 def resolve_inside(file_path: str, root: str | Path) -> Path:
@@ -71,7 +73,9 @@ def resolve_inside(file_path: str, root: str | Path) -> Path:
     return real
 
 
-def read_telemetry(path: Path, limits: ReadLimits) -> ReadResult:
+def read_telemetry(path: Path, limits: ReadLimits, *, typed: bool = True) -> ReadResult:
+    """The file's events; `typed` False parses it all the general way (every key of every
+    event), as tools that look at more than the collectors read want."""
     t0 = time.perf_counter()
     raw, modified = _read_capped(path, limits.max_file_bytes)
     file_bytes = len(raw)
@@ -79,8 +83,10 @@ def read_telemetry(path: Path, limits: ReadLimits) -> ReadResult:
     try:
         data = decompress(raw, limits.max_json_bytes)
         del raw  # the compressed bytes are not needed past this point
+        json_bytes = len(data)
         t2 = time.perf_counter()
-        events = parse_events(data, limits.max_events)
+        events, path_taken = parse_events(data, limits.max_events, typed=typed)
+        del data  # nor the JSON, once decoded
     except TelemetryError as exc:
         age = time.time() - modified
         if exc.reason in _INCOMPLETE and age < limits.settle_seconds:
@@ -91,7 +97,7 @@ def read_telemetry(path: Path, limits: ReadLimits) -> ReadResult:
             ) from None
         raise
     t3 = time.perf_counter()
-    return ReadResult(events, file_bytes, len(data), t1 - t0, t2 - t1, t3 - t2)
+    return ReadResult(events, file_bytes, json_bytes, t1 - t0, t2 - t1, t3 - t2, path_taken)
 
 
 def _read_capped(path: Path, max_bytes: int) -> tuple[bytes, float]:
@@ -141,16 +147,16 @@ def _gunzip_capped(data: bytes, max_bytes: int) -> bytes:
     """Decompress every gzip member of `data`, never holding more than `max_bytes` + 1 of output.
 
     A file is almost always one member, whose output is returned as it came: no copy of tens of
-    megabytes for nothing.
+    megabytes for nothing. ISA-L inflates the same format as zlib at about twice the speed.
     """
     members: list[bytes] = []
     size = 0
     remaining = data
     while remaining:
-        inflater = zlib.decompressobj(wbits=31)
+        inflater = isal_zlib.decompressobj(wbits=31)
         try:
             member = inflater.decompress(remaining, max_bytes + 1 - size)
-        except zlib.error as exc:
+        except isal_zlib.error as exc:
             raise TelemetryError(f"corrupt gzip data: {exc}", "corrupt_gzip") from None
         members.append(member)
         size += len(member)
@@ -167,7 +173,16 @@ def _gunzip_capped(data: bytes, max_bytes: int) -> bytes:
     return members[0] if len(members) == 1 else b"".join(members)
 
 
-def parse_events(data: bytes, max_events: int) -> list[dict[str, Any]]:
+TYPED, GENERAL = "typed", "general"
+
+
+def parse_events(data: bytes, max_events: int, *, typed: bool = True
+                 ) -> tuple[list[dict[str, Any]], str]:
+    """The events, and the path that decoded them: typed (`telemetry.typed`) when the file fits
+    its shapes, else general, `orjson.loads` of everything, which also names what is wrong."""
+    events: Any = decode_typed(data) if typed else None
+    if events is not None:
+        return _checked(events, max_events), TYPED
     try:
         events = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -177,10 +192,15 @@ def parse_events(data: bytes, max_events: int) -> list[dict[str, Any]]:
             f"telemetry must be a JSON array of events, got {type(events).__name__}",
             "not_event_list",
         )
+    _checked(events, max_events)
+    if not all(isinstance(event, dict) for event in events):
+        raise TelemetryError("telemetry events must all be JSON objects", "not_event_list")
+    return events, GENERAL
+
+
+def _checked(events: list[dict[str, Any]], max_events: int) -> list[dict[str, Any]]:
     if len(events) > max_events:
         raise TelemetryError(
             f"telemetry has {len(events)} events, over MAX_EVENTS={max_events}", "too_many_events"
         )
-    if not all(isinstance(event, dict) for event in events):
-        raise TelemetryError("telemetry events must all be JSON objects", "not_event_list")
     return events

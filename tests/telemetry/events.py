@@ -10,8 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from pewproc.telemetry.extract import Extraction, extract, output_tables
 from pewproc.telemetry.model import MatchContext
+from pewproc.telemetry.reader import GENERAL, TYPED, parse_events
 
 Event = dict[str, Any]
 BASE = datetime(2025, 7, 12, 17, 0, tzinfo=UTC)
@@ -147,8 +150,36 @@ def match_end(t: float, results: tuple[tuple[str, int, int], ...] = ()) -> Event
     ]})
 
 
-def run(events: list[Event], tracked: frozenset[str] | None = None) -> Extraction:
-    return extract(events, MatchContext("m", tracked))
+DECODE_PATHS = (TYPED, GENERAL)
+
+
+class Decoding:
+    """The decoding path `run` asks for (set per test by the `decode_path` fixture), and the
+    path the last typed run took: a file that does not fit the typed shapes goes the general
+    way, and tests that promise the typed path check it was taken."""
+
+    asked = GENERAL
+    taken: str | None = None
+
+
+def decode(events: list[Event], path: str) -> tuple[list[Event], str]:
+    """The events as the worker would have them from a file holding them, by `path`."""
+    return parse_events(orjson.dumps(events), 10**9, typed=path == TYPED)
+
+
+def run(events: list[Event], tracked: frozenset[str] | None = None, *,
+        path: str | None = None) -> Extraction:
+    """Extract as the worker does, by the decoding path asked for. On the typed path the
+    general one runs too, and the two must agree to the type of every value (repr tells 1
+    from 1.0): the typed path is an optimisation, never a change of results."""
+    path = path or Decoding.asked
+    general = extract(decode(events, GENERAL)[0], MatchContext("m", tracked))
+    if path == GENERAL:
+        return general
+    typed_events, Decoding.taken = decode(events, TYPED)
+    typed = extract(typed_events, MatchContext("m", tracked))
+    assert repr(typed) == repr(general), "the typed path's rows differ from the general path's"
+    return typed
 
 
 def rows(extraction: Extraction, table_name: str) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ import pytest
 
 from tests.telemetry.events import PLANE, at, char, game_state, position, rows, run
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 A, B, BOT = char("account.a", 1), char("account.b", 2), char("ai.1", 3)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.telemetry.events import at, char, damage, rows, run
+
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
 
 A = char("account.a", 1, 10, 20, 1)
 A2 = char("account.a2", 1, 13, 24, 1)

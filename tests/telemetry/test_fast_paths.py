@@ -12,6 +12,8 @@ from pewproc.telemetry.extract import extract
 from pewproc.telemetry.model import MatchContext, phase, text
 from tests.telemetry.events import char, damage, position
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 
 @pytest.mark.parametrize(
     "stamp",

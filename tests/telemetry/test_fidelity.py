@@ -31,6 +31,8 @@ from tests.telemetry.events import (
     run,
 )
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 A1, A2 = char("account.a1", 1, 0, 0), char("account.a2", 1, 30, 0)
 B1, B2 = char("account.b1", 2, 60, 0), char("account.b2", 2, 90, 0)
 C1 = char("account.c1", 3, 200, 0)

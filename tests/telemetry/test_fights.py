@@ -7,6 +7,8 @@ import pytest
 from pewproc.telemetry.collectors.fights import FIGHT_GAP_S, FIGHT_LINK_M
 from tests.telemetry.events import at, by, char, damage, kill_v2, knock, rows, run
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 A1, A2 = char("account.a1", 1, 0, 0), char("account.a2", 1, 10, 0)
 B1, B2 = char("account.b1", 2, 50, 0), char("account.b2", 2, 60, 0)
 C1 = char("account.c1", 3, 80, 40)

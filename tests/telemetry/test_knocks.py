@@ -21,6 +21,8 @@ from tests.telemetry.events import (
     run,
 )
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 A1, A2, A5 = (char(f"account.a{i}", 1) for i in (1, 2, 5))
 B1, B2 = char("account.b1", 2, 500, 0), char("account.b2", 2, 500, 120)
 C1 = char("account.c1", 3)

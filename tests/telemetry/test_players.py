@@ -22,6 +22,8 @@ from tests.telemetry.events import (
     throw,
 )
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 A1, A2 = char("account.a1", 1), char("account.a2", 1)
 B1, B2 = char("account.b1", 2), char("account.b2", 2)
 BOT = char("ai.3", 3)

@@ -13,8 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pewproc.telemetry.reader import TYPED
 from pewproc.telemetry.synth import generate_match
-from tests.telemetry.events import rows, run
+from tests.telemetry.events import Decoding, rows, run
+
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
 
 Event = dict[str, Any]
 
@@ -107,20 +110,24 @@ def nonzero(counter: Counter) -> dict[str, float]:
     return {k: v for k, v in counter.items() if v}
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# decode_path is set once per test, and is the same for every example: no reset needed.
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 100_000),
     layout=st.sampled_from(["v2", "v1"]),
     team_size=st.sampled_from([1, 2, 4]),
     bots=st.sampled_from([0, 6]),
 )
-def test_extraction_agrees_with_the_reference(seed: int, layout: str, team_size: int,
-                                              bots: int) -> None:
+def test_extraction_agrees_with_the_reference(decode_path: str, seed: int, layout: str,
+                                              team_size: int, bots: int) -> None:
     events = generate_match(seed, players=24, team_size=team_size, kill_layout=layout,
                             duration_s=600, bots=bots)
     expected = reference(events)
     assert expected["kills"] and expected["hits"]  # a match with something to count
     extraction = run(events)
+    if decode_path == TYPED:  # generated matches fit the typed shapes, as real ones do
+        assert Decoding.taken == TYPED
     stats = rows(extraction, "player_match_stats")
     assert not any(r["account_id"].startswith("ai.") for r in stats)
     assert nonzero(Counter({r["account_id"]: r["kills"] for r in stats})) == nonzero(

@@ -11,20 +11,34 @@ import pytest
 
 from pewproc.telemetry.collectors.knocks import OUTCOMES
 from pewproc.telemetry.extract import Extraction
-from pewproc.telemetry.reader import ReadLimits, read_telemetry
-from tests.telemetry.events import assert_pg_types, rows, run
+from pewproc.telemetry.reader import GENERAL, TYPED, ReadLimits, read_telemetry
+from tests.telemetry.events import DECODE_PATHS, Decoding, assert_pg_types, rows, run
 
 LIMITS = ReadLimits(max_file_bytes=50_000_000, max_json_bytes=500_000_000, max_events=1_000_000)
 
 
 @pytest.fixture(scope="module")
 def events(real_match_file: Path) -> list[dict[str, Any]]:
-    return read_telemetry(real_match_file, LIMITS).events
+    """Every key of every event, as the general path reads them."""
+    read = read_telemetry(real_match_file, LIMITS, typed=False)
+    assert read.decode_path == GENERAL
+    return read.events
 
 
-@pytest.fixture(scope="module")
-def extraction(events: list[dict[str, Any]]) -> Extraction:
-    return run(events)
+@pytest.fixture(scope="module", params=DECODE_PATHS)
+def extraction(request: pytest.FixtureRequest, events: list[dict[str, Any]]) -> Extraction:
+    """Once per decoding path; the typed one is checked against the general one by `run`."""
+    return run(events, path=request.param)
+
+
+def test_the_real_match_fits_the_typed_shapes(real_match_file: Path,
+                                              events: list[dict[str, Any]]) -> None:
+    read = read_telemetry(real_match_file, LIMITS)
+    assert read.decode_path == TYPED
+    assert len(read.events) == len(events)
+    assert [e.get("_T") for e in read.events] == [e.get("_T") for e in events]
+    run(events, path=TYPED)
+    assert Decoding.taken == TYPED
 
 
 def of(events: list[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]:

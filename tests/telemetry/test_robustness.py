@@ -24,6 +24,8 @@ from tests.telemetry.events import (
     run,
 )
 
+pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
+
 
 def paths(obj: Any, prefix: tuple = ()) -> Iterator[tuple]:
     """Every key path inside nested dicts (lists are left alone)."""
