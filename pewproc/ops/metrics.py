@@ -101,6 +101,7 @@ class Metrics:
         for counter, values in ((self.messages, OUTCOMES), (self.telemetry, TELEMETRY_STATUSES),
                                 (self.child_restarts, RESTART_REASONS),
                                 (self.copy_fallbacks, COPY_FALLBACKS),
+                                (self.decoded, ("typed", "general")),
                                 (self.errors, (*PERMANENT_REASONS, *TRANSIENT_REASONS)),
                                 (self.dead_letters, DEAD_LETTER_REASONS)):
             for value in values:
