@@ -30,8 +30,10 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from pewproc import failpoints
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.copier import Copier, CopyOutcome, CopyRequest
+from pewproc.broker.deadletters import copy_properties, message_id_of
 from pewproc.broker.fields import install_faithful_float_decoding
 from pewproc.broker.topology import all_queues, declare_topology
 from pewproc.fate import Fate, attempt_of, decide, lost_child_result, minimal_dead_letter
@@ -48,6 +50,11 @@ RECONNECT_DELAYS = (1, 2, 5, 10, 30)  # seconds; the last repeats for as long as
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 PUBLISH_STALL_SECONDS = 5.0  # a copy unconfirmed this long means the broker blocks publishers
 _REMEMBERED_CRASHES = 10_000  # deliveries whose settlement raised, kept to dead-letter on return
+_BEFORE_ACK = {  # the crash window each fate's ack closes
+    "ack": failpoints.AFTER_COMMIT_BEFORE_ACK,
+    "retry": failpoints.AFTER_RETRY_COPY_BEFORE_ACK,
+    "dead_letter": failpoints.AFTER_DEAD_LETTER_BEFORE_ACK,
+}
 
 
 class ConsumerCancelled(Exception):
@@ -275,7 +282,7 @@ class Worker:
             self.copier.submit(CopyRequest(
                 fate, minimal_dead_letter(result.reason or "unknown", delivery.body,
                                           self.settings),
-                delivery.body, _copy_properties(delivery.properties),
+                delivery.body, copy_properties(delivery.properties, delivery.body),
                 functools.partial(self._current, delivery),
                 self._on_copy_thread(connection, channel, delivery, result, fate),
             ))
@@ -299,6 +306,7 @@ class Worker:
                       "requeue (lost unless the work queue has a dead-letter policy)",
                       short_id(result.match_id))
         else:
+            failpoints.hit(_BEFORE_ACK[fate.action])
             channel.basic_ack(delivery.tag)
             if outcome == "minimal":
                 self.metrics.copy_fallbacks.labels("minimal_dead_letter").inc()
@@ -342,7 +350,9 @@ class Worker:
         fate = minimal_dead_letter(reason, delivery.body, self.settings)
         result = TaskResult(outcome="failed", reason=reason, error=reason)
         self.copier.submit(CopyRequest(
-            fate, fate, delivery.body, pika.BasicProperties(),
+            fate, fate, delivery.body,
+            pika.BasicProperties(message_id=message_id_of(delivery.properties.message_id,
+                                                          delivery.body)),
             functools.partial(self._current, delivery),
             functools.partial(_call_on_connection_thread, connection, functools.partial(
                 self._finish_minimal, channel, delivery, result, fate)),
@@ -430,14 +440,6 @@ def _call_on_connection_thread(connection: pika.BlockingConnection, callback: An
         connection.add_callback_threadsafe(functools.partial(callback, argument))
     except (pika.exceptions.ConnectionWrongStateError, pika.exceptions.AMQPError, OSError):
         log.info("connection gone before a delivery was settled; the broker will redeliver it")
-
-
-def _copy_properties(props: pika.BasicProperties) -> pika.BasicProperties:
-    return pika.BasicProperties(
-        content_type=props.content_type, content_encoding=props.content_encoding,
-        correlation_id=props.correlation_id, message_id=props.message_id,
-        timestamp=props.timestamp, type=props.type, app_id=props.app_id,
-    )
 
 
 def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: float) -> None:

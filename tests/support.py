@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import pika
 import psycopg
 
 from pewproc.broker.connection import connect
@@ -51,14 +52,15 @@ def make_match(settings: Settings, match_id: str, *, seed: int = 1, players: int
 
 
 def publish(settings: Settings, bodies: list[bytes], queue: str | None = None,
-            headers: dict[str, Any] | None = None, declare: bool = True) -> None:
+            headers: dict[str, Any] | None = None, declare: bool = True,
+            properties: pika.BasicProperties | None = None) -> None:
     connection = connect(settings)
     try:
         if declare:
             declare_topology(connection, settings)
         publisher = ConfirmingPublisher(connection)
         for body in bodies:
-            publisher.publish(queue or settings.work_queue, body, headers)
+            publisher.publish(queue or settings.work_queue, body, headers, properties)
     finally:
         connection.close()
 
@@ -91,6 +93,25 @@ def match_rows(db: psycopg.Connection, match_id: str) -> dict[str, Any] | None:
         return None
     return dict(zip(("status", "times_processed", "rows_written", "error_reason", "attempt"),
                     row, strict=True))
+
+
+def expected_rows(settings: Settings, path: Path, match_id: str) -> dict[str, int]:
+    """Rows of every output table a match must end with: what a worker derives from the file."""
+    from pewproc.processing import extract_file
+    from pewproc.telemetry.extract import output_tables
+
+    found = extract_file(path, match_id, settings)["rows"]
+    return {table.name: found.get(table.name, 0) for table in output_tables()}
+
+
+def stored_rows(db: psycopg.Connection, match_id: str, schema: str = "pewproc"
+                ) -> dict[str, int]:
+    """Rows stored for a match in every output table."""
+    from pewproc.telemetry.extract import output_tables
+
+    return {table.name: db.execute(f"SELECT count(*) FROM {schema}.{table.name}"
+                                   " WHERE match_id = %s", (match_id,)).fetchone()[0]
+            for table in output_tables()}
 
 
 def count_rows(db: psycopg.Connection, table: str, match_id: str) -> int:

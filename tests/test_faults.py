@@ -26,7 +26,7 @@ from pewproc.settings import Settings
 from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
-    count_rows,
+    expected_rows,
     hold_match_lock,
     lock_waiters,
     make_match,
@@ -34,6 +34,7 @@ from tests.support import (
     message_for,
     publish,
     queue_counts,
+    stored_rows,
     wait_for,
 )
 
@@ -49,24 +50,23 @@ def dead_letters(settings: Settings) -> list[tuple[str, str]]:
 
 
 def assert_accounted(  # type: ignore[no-untyped-def]
-    db: psycopg.Connection, settings: Settings, broker, completed: dict[str, int],
-    dead: list[tuple[str, str]],
+    db: psycopg.Connection, settings: Settings, broker, completed: dict[str, Path],
+    dead: list[tuple[str, str]], times_processed: dict[str, int] | None = None,
 ) -> None:
-    """`completed` maps match ids to their expected kills rows; `dead` lists DLQ entries."""
-    for match_id, kills in completed.items():
+    """Each match of `completed` (its file) is completed with exactly the rows its file gives in
+    every table; the DLQ holds `dead`; every other queue is empty with nothing unacked."""
+    for match_id, path in completed.items():
         row = match_rows(db, match_id)
         assert row is not None and row["status"] == "completed", (match_id, row)
-        assert count_rows(db, "kills", match_id) == kills, match_id
+        assert stored_rows(db, match_id) == expected_rows(settings, path, match_id), match_id
+        if times_processed and match_id in times_processed:
+            assert row["times_processed"] == times_processed[match_id], (match_id, row)
     assert dead_letters(settings) == dead
     wait_for(lambda: queue_counts(broker, settings.work_queue)[:2] == (0, 0), 30,
              "work queue empty and settled")
     for delay in settings.retry_delay_list:
         assert queue_counts(broker, settings.retry_queue(delay))[:2] == (0, 0)
-
-
-def expected_kills(path: Path) -> int:
-    events = orjson.loads(gzip.decompress(path.read_bytes()))
-    return sum(e["_T"] in ("LogPlayerKill", "LogPlayerKillV2") for e in events)
+    assert queue_counts(broker, settings.dead_letter_queue)[:2] == (len(dead), 0)
 
 
 def test_poison_messages_are_dead_lettered_at_once_with_their_reason(
@@ -158,7 +158,7 @@ def test_dead_letter_headers_say_why_and_replay_works_after_the_fix(
 
     # Then the match is processed normally and the DLQ is empty
     wait_for(lambda: (match_rows(db, "late") or {}).get("status") == "completed", 60, "done")
-    assert_accounted(db, settings, broker, {"late": expected_kills(path)}, [])
+    assert_accounted(db, settings, broker, {"late": path}, [])
     assert worker.terminate() == 0
 
 
@@ -180,7 +180,7 @@ def test_a_child_killed_mid_task_is_replaced_and_its_message_retried(
     assert retry["reason"] == "child_lost"
     assert any("replacing the pool's children" in r["message"] for r in worker.log_records())
     assert len(worker.pool_children()) >= 1
-    assert_accounted(db, settings, broker, {m: expected_kills(p) for m, p in paths.items()}, [])
+    assert_accounted(db, settings, broker, paths, [])
     assert worker.terminate() == 0
 
 
@@ -203,7 +203,7 @@ def test_a_task_past_the_time_limit_is_stopped_and_retried(
     assert (first["action"], first["reason"], first["attempt"], first["match_id"]) == (
         "retry", "timeout", 1, "hang")
     assert worker.outcomes()[-1]["attempt"] >= 2
-    assert_accounted(db, settings, broker, {"hang": expected_kills(path)}, [])
+    assert_accounted(db, settings, broker, {"hang": path}, [])
     assert worker.terminate() == 0
 
 
@@ -230,7 +230,7 @@ def test_children_are_recycled_after_their_task_quota(
     recycled = [r for r in worker.log_records() if "recycled" in r["message"]]
     assert len(recycled) == 2
     assert len({o["pid"] for o in outcomes}) >= 3
-    assert_accounted(db, settings, broker, {m: expected_kills(p) for m, p in paths.items()}, [])
+    assert_accounted(db, settings, broker, paths, [])
     assert worker.terminate() == 0
 
 
@@ -246,7 +246,7 @@ def test_duplicate_deliveries_across_two_workers_leave_one_copy(
         wait_for(lambda: lock_waiters(settings) == 4, 60, "four writers waiting together")
     wait_for(lambda: (match_rows(db, "twice") or {}).get("times_processed") == 4, 60, "all four")
     assert all(w.outcomes() for w in workers), "both workers took deliveries"
-    assert_accounted(db, settings, broker, {"twice": expected_kills(path)}, [])
+    assert_accounted(db, settings, broker, {"twice": path}, [])
     assert [w.terminate() for w in workers] == [0, 0]
 
 
@@ -269,7 +269,7 @@ def test_sigkill_of_the_main_process_then_restart_loses_nothing(
         second.wait_consuming()
     wait_for(lambda: all((match_rows(db, m) or {}).get("status") == "completed" for m in ids),
              90, "all completed")
-    assert_accounted(db, settings, broker, {m: expected_kills(p) for m, p in paths.items()}, [])
+    assert_accounted(db, settings, broker, paths, [])
     assert second.terminate() == 0
 
 
@@ -292,7 +292,7 @@ def test_the_worker_survives_a_broker_restart_mid_task(
     consuming = [r for r in worker.log_records() if r["message"].startswith("consuming")]
     assert len(consuming) >= 2
     assert worker.process.poll() is None
-    assert_accounted(db, settings, broker, {m: expected_kills(p) for m, p in paths.items()}, [])
+    assert_accounted(db, settings, broker, paths, [])
     assert worker.terminate() == 0
 
 
@@ -315,7 +315,7 @@ def test_a_database_restart_mid_task_is_retried_and_recovers(
         retried = [o for o in worker.outcomes() if o["action"] == "retry"]
         assert {o["reason"] for o in retried} <= {"database_unavailable", "database_error"}
         assert len(retried) >= 2
-        assert_accounted(db, settings, broker, {m: expected_kills(p) for m, p in paths.items()},
+        assert_accounted(db, settings, broker, paths,
                          [])
     assert worker.terminate() == 0
 

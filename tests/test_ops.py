@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pewproc.ops.cli import main as cli
 from pewproc.settings import Settings
+from pewproc.telemetry.extract import output_tables
 from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
@@ -83,9 +84,9 @@ def test_metrics_expose_what_the_worker_did(
         "SELECT sum(event_count) FROM pewproc.matches WHERE match_id = ANY(%s)", (ids,)
     ).fetchone()[0]
     assert m[("telemetry_events_extracted_total", ())] == total_events
-    for table in ("kills", "landings"):
-        expected = sum(count_rows(db, table, i) for i in ids)
-        assert m[("pewproc_rows_written_total", (("table", table),))] == expected
+    for table in output_tables():
+        expected = sum(count_rows(db, table.name, i) for i in ids)
+        assert m.get(("pewproc_rows_written_total", (("table", table.name),)), 0) == expected
     assert m[("pewproc_pool_size", ())] == 2
     assert m[("pewproc_in_flight_tasks", ())] == 0
     assert m[("pewproc_last_success_timestamp_seconds", ())] > 0

@@ -14,6 +14,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from pewproc import failpoints
 from pewproc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def migrate(conninfo: str, schema: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(text)  # type: ignore[arg-type]
+                    failpoints.hit(failpoints.INSIDE_MIGRATION)
                     conn.execute(
                         "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
                     )
