@@ -142,6 +142,17 @@ def lock_waiters(settings: Settings) -> int:
         ).fetchone()[0]
 
 
+@contextlib.contextmanager
+def stopped(service: Any) -> Iterator[None]:
+    """Stop a service (the test broker, a private PostgreSQL) and start it again whatever
+    happens, so that one failing test cannot leave it down for every later test."""
+    service.stop()
+    try:
+        yield
+    finally:
+        service.start()
+
+
 class RunningWorker:
     """A worker process, its JSON log, and the means to stop it."""
 

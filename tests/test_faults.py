@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import pytest
 from click.testing import CliRunner
 
 from pewproc import fate
@@ -34,6 +35,7 @@ from tests.support import (
     message_for,
     publish,
     queue_counts,
+    stopped,
     stored_rows,
     wait_for,
 )
@@ -273,26 +275,45 @@ def test_sigkill_of_the_main_process_then_restart_loses_nothing(
     assert second.terminate() == 0
 
 
-def test_the_worker_survives_a_broker_restart_mid_task(
+@pytest.mark.slow
+def test_a_broker_restart_keeps_every_copy_and_redelivers_the_task_in_flight(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
-    ids = ["b1", "b2"]
-    paths = {m: make_match(settings, m, seed=70 + n) for n, m in enumerate(ids)}
+    # Given a dead letter and a retry copy waiting in the broker, and a task in flight
+    settings = settings.replace(retry_delays="15", max_retries=1)
+    paths = {m: make_match(settings, m, seed=70 + n) for n, m in enumerate(["b1", "b2", "b3"])}
+    whole = paths["b3"].read_bytes()
+    paths["b3"].write_bytes(whole[: len(whole) // 2])  # still being written: retried
+    missing = Path(settings.telemetry_root) / "nowhere.json.gz"
     worker = launch_worker(settings)
+    publish(settings, [message_for("b-dead", missing), message_for("b3", paths["b3"])])
+    wait_for(lambda: queue_counts(broker, settings.dead_letter_queue)[0] == 1
+             and queue_counts(broker, settings.retry_queue(15))[0] == 1, 30, "both copies")
+    paths["b3"].write_bytes(whole)
     with hold_match_lock(settings, "b1"):
         publish(settings, [message_for("b1", paths["b1"])])
         wait_for(lambda: lock_waiters(settings) == 1, 60, "the task to be running")
-        broker.stop()
-        wait_for(lambda: any("connection lost" in r["message"] for r in worker.log_records()),
-                 30, "the worker to notice")
-        broker.start()
+        # When the broker restarts under it
+        with stopped(broker):
+            wait_for(lambda: any("connection lost" in r["message"] for r in worker.log_records()),
+                     30, "the worker to notice")
+        # Then both copies survived it, and the task in flight is back in the work queue
+        assert queue_counts(broker, settings.dead_letter_queue)[0] == 1
+        assert queue_counts(broker, settings.retry_queue(15))[0] == 1
     publish(settings, [message_for("b2", paths["b2"])])
-    wait_for(lambda: all((match_rows(db, m) or {}).get("status") == "completed" for m in ids),
+    wait_for(lambda: all((match_rows(db, m) or {}).get("status") == "completed" for m in paths),
              90, "all completed")
+    # The first attempt's result was not settled on the new connection; the redelivery was
+    assert any(r["message"].startswith(("connection gone before a delivery was settled",
+                                        "dropping the result of delivery"))
+               for r in worker.log_records())
+    wait_for(lambda: (match_rows(db, "b1") or {}).get("times_processed") == 2, 30,
+             "the redelivered task processed again")
     consuming = [r for r in worker.log_records() if r["message"].startswith("consuming")]
     assert len(consuming) >= 2
     assert worker.process.poll() is None
-    assert_accounted(db, settings, broker, paths, [])
+    assert_accounted(db, settings, broker, paths, [("b-dead", "file_missing")],
+                     {"b1": 2, "b2": 1, "b3": 1})
     assert worker.terminate() == 0
 
 
@@ -307,8 +328,8 @@ def test_a_database_restart_mid_task_is_retried_and_recovers(
     with hold_match_lock(settings, "d1"), hold_match_lock(settings, "d2"):
         publish(settings, [message_for(m, paths[m]) for m in ids])
         wait_for(lambda: lock_waiters(settings) == 2, 60, "two tasks in the write")
-        server.stop()  # ends the test's lock sessions too
-    server.start()
+        with stopped(server):  # ends the test's lock sessions too
+            pass
     with psycopg.connect(settings.conninfo, autocommit=True) as db:
         wait_for(lambda: all((match_rows(db, m) or {}).get("status") == "completed"
                              for m in ids), 90, "all completed")

@@ -24,6 +24,7 @@ from tests.support import (
     message_for,
     publish,
     queue_counts,
+    stopped,
     wait_for,
 )
 
@@ -107,19 +108,17 @@ def test_health_endpoints_follow_the_broker_and_the_database(
     assert wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready")
 
     # The database goes away: alive, but not ready
-    server.stop()
-    status, text = get(port, "/readyz")
-    assert (status, "database unavailable" in text) == (503, True)
-    assert get(port, "/healthz")[0] == 200
-    server.start()
+    with stopped(server):
+        status, text = get(port, "/readyz")
+        assert (status, "database unavailable" in text) == (503, True)
+        assert get(port, "/healthz")[0] == 200
     wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "ready again")
 
     # The broker goes away: not ready until the worker has reconnected
-    broker.stop()
-    wait_for(lambda: get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
-             "not ready without the broker")
-    assert get(port, "/healthz")[0] == 200
-    broker.start()
+    with stopped(broker):
+        wait_for(lambda: get(port, "/readyz") == (503, "not connected to the broker\n"), 30,
+                 "not ready without the broker")
+        assert get(port, "/healthz")[0] == 200
     wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "ready after reconnecting")
     assert get(port, "/nothing")[0] == 404
     assert worker.terminate() == 0
