@@ -46,7 +46,9 @@ class Settings:
 
     # Broker
     rabbitmq_url: str = _setting(
-        "RABBITMQ_URL", "", "Full AMQP URL (amqp:// or amqps://); overrides the RABBITMQ_* parts.",
+        "RABBITMQ_URL", "",
+        "Full AMQP URL (amqp:// or amqps://), or the URLs of a cluster's nodes, comma-separated "
+        "(the first that answers is used); overrides the RABBITMQ_* parts.",
         secret=True,
     )
     rabbitmq_host: str = _setting("RABBITMQ_HOST", "localhost", "Broker host.")
@@ -344,7 +346,10 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a URL or conninfo so it can be logged."""
+    """Hide the password of a URL (or of each of a comma-separated list), or of a conninfo, so
+    it can be logged."""
+    if "://" in url and "," in url:
+        return ",".join(mask_url(part) for part in url.split(","))
     if "://" in url:
         parts = urlsplit(url)
         if parts.password:

@@ -68,7 +68,8 @@ PUBLISH_SHARE = 0.75  # publishing is spread over this share of the fault window
 BURST_EVERY = 4.0  # seconds between bursts of publishing, about
 ORPHAN_GRACE = 5.0  # seconds after a worker's SIGKILL before its process group is inspected
 POLL = 0.2  # seconds between looks at processes, logs and queues
-BUSY_SAMPLE = 0.3  # seconds of CPU sampling that tell a working pool child from an idle one
+BUSY_SAMPLE = 0.05  # seconds between looks at the pool children's CPU time
+BUSY_WAIT = 3.0  # longest wait, at a kill, for a pool child to be seen working
 
 # Poison messages, by kind. The reason each must get in the DLQ is worked out before the run by
 # the same functions a worker runs (decode, resolve, read), so a renamed reason cannot fail the
@@ -441,14 +442,22 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def busy(pids: list[int], sample: float = BUSY_SAMPLE) -> list[int]:
-    """The processes that used CPU during a short sample: pool children working on a match.
+def busy_child(pids: list[int], within: float = BUSY_WAIT) -> int | None:
+    """The first of `pids` seen using CPU, looked at every BUSY_SAMPLE s for up to `within` s.
 
-    An idle child waits on its pipe and uses none, so a kill aimed at a busy child, or at the
-    worker of one, hits a match in flight; a kill of an idle worker proves nothing."""
-    before = {pid: _cpu_ticks(pid) for pid in pids}
-    time.sleep(sample)  # a measurement interval, not a wait for anything
-    return [pid for pid in pids if before[pid] >= 0 and _cpu_ticks(pid) > before[pid]]
+    An idle pool child waits on its pipe and uses none, so a kill aimed at a child seen busy a
+    moment ago, or at its worker, hits a match in flight; a kill of an idle worker proves
+    nothing."""
+    last = {pid: _cpu_ticks(pid) for pid in pids}
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(BUSY_SAMPLE)  # the sampling interval, not a wait for an event
+        for pid in pids:
+            ticks = _cpu_ticks(pid)
+            if last[pid] >= 0 and ticks > last[pid]:
+                return pid
+            last[pid] = ticks
+    return None
 
 
 def _cmdline(pid: int) -> bytes:
@@ -772,10 +781,11 @@ class Soak:
         if kind in ("child-kill", "worker-kill"):
             # Aimed at a child working on a match (or at its worker): that is the test.
             children = {pid: slot for slot in ready for pid in slot.pool_children()}
-            working = busy(list(children))
-            if not working:
+            pids = list(children)
+            self.rng.shuffle(pids)
+            child = busy_child(pids)
+            if child is None:
                 return False
-            child = self.rng.choice(working)
             slot = children[child]
             event["hit_in_flight"] = True
         if kind == "child-kill":
@@ -1150,6 +1160,10 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
         "nothing_left_running_after_sigterm": not report["workers"]["left_after_final_stop"],
         "no_worker_exited_by_itself": not report["workers"]["unexpected_exits"],
         "drained_in_time": not report["drain"]["timed_out"],
+        # A soak whose faults never struck work in flight proves nothing.
+        "faults_struck": report["faults"]["injected"] > 0 and (
+            report["faults"]["kills_hitting_work_in_flight"] > 0
+            or not {"child-kill", "worker-kill"} & set(report["faults"]["by_kind"])),
     }
 
 
