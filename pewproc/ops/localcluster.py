@@ -92,15 +92,22 @@ class Node:
                                         start_new_session=True)
 
     def wait_started(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the node is up. It registers with epmd as its VM starts, and from then
+        on `await_startup` can ask it to report once it has booted; before, it fails at once."""
         deadline = time.monotonic() + timeout
-        while not self.answers():
+        while not self.registered():
             if self.process is not None and self.process.poll() is not None:
                 raise ClusterError(f"node {self.name} exited at start: "
                                    f"{(self.folder / 'server.out').read_text()[-800:]}")
             if time.monotonic() > deadline:
-                raise ClusterError(f"node {self.name} not answering on {self.port}")
+                raise ClusterError(f"node {self.name} not registered with epmd in {timeout} s")
             time.sleep(POLL)
-        self.ctl("await_startup")
+        self.ctl("await_startup", "--timeout", str(int(timeout)))
+
+    def registered(self) -> bool:
+        names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, timeout=30,
+                               check=False).stdout
+        return f"name {self.name} at port" in names
 
     def answers(self) -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
@@ -108,12 +115,35 @@ class Node:
         return False
 
     def kill(self) -> None:
-        """SIGKILL the node's whole process group: a crash, not a shutdown."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(30)
-            self.process = None
+        """SIGKILL the node's whole process group: a crash, not a shutdown.
+
+        Returns once every process of the group is gone: the Erlang VM dies a moment after
+        its launcher script, and epmd forgets its name a moment later still; until then a
+        restarted node would be taken for the dead one."""
+        if self.process is None:
+            return
+        group, deadline = self.process.pid, time.monotonic() + 30
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait(30)
+        self.process = None
+        while _group_alive(group) or self.registered():  # epmd notices a moment later
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node {self.name} still running 30 s after SIGKILL")
+            time.sleep(POLL)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether any process of the group is still there, zombies apart."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
 
 
 class LocalCluster:

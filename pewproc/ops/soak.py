@@ -49,11 +49,12 @@ import orjson
 
 from pewproc.ops.accounting import Expected, Observed, account
 from pewproc.ops.jsonlog import JsonLog
+from pewproc.ops.localcluster import ClusterError, LocalCluster
 from pewproc.ops.options import settings_options
 from pewproc.settings import Settings
 
 FAULT_KINDS = ("child-kill", "worker-kill", "worker-term", "timeout", "broker-restart",
-               "db-restart")
+               "db-restart", "node-kill")
 DEFAULT_FAULTS = "child-kill,worker-kill,worker-term,timeout"
 DEFAULT_POOL_SIZE = 2  # children per worker when --pool-size (WORKER_POOL_SIZE) is not set
 
@@ -136,12 +137,16 @@ def _fault_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               type=click.Path(file_okay=False, path_type=Path),
               help="Work folder: corpus, worker logs, and soak.json.")
 @click.option("--keep", is_flag=True, help="Keep the soak schema and the corpus.")
+@click.option("--cluster", is_flag=True,
+              help="Run against a three-node RabbitMQ cluster of its own, started on this "
+                   "machine, with a quorum work queue; adds node-kill (SIGKILL of the work "
+                   "queue's leader node, restarted at once) to the faults.")
 @settings_options
 def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_count: int,
          duration: float, seed: int, players: int,
          fault_interval: tuple[float, float], fault_kinds: tuple[str, ...],
          broker_restart_cmd: str, db_restart_cmd: str, drain_timeout: float, out_dir: Path,
-         keep: bool) -> None:
+         keep: bool, cluster: bool) -> None:
     """Soak test: publish matches, run workers, inject faults at random, then account for
     every message (published, processed, retried, dead-lettered by reason, lost, duplicated).
 
@@ -161,6 +166,10 @@ def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_
             kinds.append(kind)
         if kind in kinds and not command:
             raise click.UsageError(f"the {kind} fault needs --{kind}-cmd")
+    if cluster and "node-kill" not in kinds:
+        kinds.append("node-kill")
+    if "node-kill" in kinds and not cluster:
+        raise click.UsageError("the node-kill fault needs --cluster")
     if not kinds:
         raise click.UsageError("--faults names no fault")
     config = SoakConfig(
@@ -169,7 +178,7 @@ def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_
         seed=seed, players=players,
         fault_interval=fault_interval, faults=tuple(kinds),
         broker_restart_cmd=broker_restart_cmd, db_restart_cmd=db_restart_cmd,
-        drain_timeout=drain_timeout, out_dir=out_dir.resolve(), keep=keep,
+        drain_timeout=drain_timeout, out_dir=out_dir.resolve(), keep=keep, cluster=cluster,
         suffix=uuid.uuid4().hex[:8],
     )
     report = Soak(settings, config).run()
@@ -201,6 +210,7 @@ class SoakConfig:
     drain_timeout: float
     out_dir: Path
     keep: bool
+    cluster: bool
     suffix: str
 
 
@@ -512,6 +522,8 @@ class Soak:
         self._stop = threading.Event()  # the fault window is over (or the run is aborted)
         self._dead_groups: list[tuple[int, float, dict[str, Any]]] = []
         self._hold: threading.Thread | None = None
+        self.cluster: LocalCluster | None = None
+        self._node_restart: threading.Thread | None = None
         self._publisher: threading.Thread | None = None
         self._t0 = 0.0
 
@@ -580,11 +592,16 @@ class Soak:
             migrate(self.settings.conninfo, self.settings.postgres_schema)
         except psycopg.OperationalError as exc:
             raise SoakError(f"cannot reach PostgreSQL: {exc}") from None
+        if self.config.cluster:
+            self._start_cluster()
         try:
             connection = connect(self.settings)
         except Exception as exc:
             raise SoakError(f"cannot reach RabbitMQ: {type(exc).__name__}: {exc}") from None
         try:
+            if self.config.cluster:  # as an operator would: the work queue, a quorum queue
+                connection.channel().queue_declare(self.settings.work_queue, durable=True,
+                                                   arguments={"x-queue-type": "quorum"})
             declare_topology(connection, self.settings)
         finally:
             connection.close()
@@ -592,6 +609,42 @@ class Soak:
              f"players under {self.root}")
         self.good, self.messages = build_corpus(self.root, self.outside, self.config,
                                                 self.settings, self.rng)
+
+    def _start_cluster(self) -> None:
+        self.cluster = LocalCluster(self.config.out_dir / f"cluster-{self.config.suffix}")
+        _say("cluster: starting three RabbitMQ nodes")
+        try:
+            self.cluster.start()
+        except ClusterError as exc:
+            raise SoakError(f"cannot start the cluster: {exc}") from None
+        self.settings = self.settings.replace(rabbitmq_url=self.cluster.urls)
+        _say(f"cluster: {', '.join(n.full_name for n in self.cluster.nodes)} on ports "
+             f"{', '.join(str(n.port) for n in self.cluster.nodes)}")
+
+    def _kill_node(self, event: dict[str, Any]) -> bool:
+        """SIGKILL the node leading the work queue (the one the workers reached first, too),
+        and start it again at once, as a supervisor would; one node down at a time."""
+        cluster = self.cluster
+        assert cluster is not None
+        if (self._node_restart is not None and self._node_restart.is_alive()) or len(
+                cluster.alive()) < len(cluster.nodes):
+            return False
+        node = cluster.queue_leader(self.settings.work_queue)
+        node.kill()
+        killed_at = time.monotonic()
+        event.update(node=node.name, leader=True)
+
+        def restart() -> None:
+            try:
+                cluster.restart(node)
+                event["back_after_s"] = round(time.monotonic() - killed_at, 1)
+            except ClusterError as exc:
+                event["error"] = str(exc)[-300:]
+
+        self._node_restart = threading.Thread(target=restart, name="soak-node-restart",
+                                              daemon=True)
+        self._node_restart.start()
+        return True
 
     def _start_workers(self) -> None:
         for n in range(self.config.workers):
@@ -633,7 +686,7 @@ class Soak:
         _say(f"fault window over: {len(self.faults)} faults injected; waiting for publishing "
              "and lock holds to end")
         deadline = time.monotonic() + config.drain_timeout
-        for thread in (self._publisher, self._hold):
+        for thread in (self._publisher, self._hold, self._node_restart):
             while thread is not None and thread.is_alive() and time.monotonic() < deadline:
                 self._supervise()
                 thread.join(POLL)
@@ -830,6 +883,8 @@ class Soak:
         if kind == "db-restart":
             event.update(self._run_command(self.config.db_restart_cmd))
             return True
+        if kind == "node-kill":
+            return self._kill_node(event)
         raise AssertionError(kind)
 
     @staticmethod
@@ -1094,7 +1149,7 @@ class Soak:
         }
 
     def _clean_up(self) -> None:
-        for thread in (self._publisher, self._hold):
+        for thread in (self._publisher, self._hold, self._node_restart):
             if thread is not None:
                 thread.join(30)
         for slot in self.slots:
@@ -1106,6 +1161,8 @@ class Soak:
             kill_group(pgid)
         with contextlib.suppress(Exception):
             self._delete_queues()
+        if self.cluster is not None:
+            self.cluster.stop()
         if not self.config.keep:
             try:
                 self._drop_schema()
