@@ -190,7 +190,9 @@ def test_a_child_killed_mid_task_is_replaced_and_its_message_retried(
 def test_a_task_past_the_time_limit_is_stopped_and_retried(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
-    settings = settings.replace(task_timeout=2.0)
+    # The limit counts from the child's own start signal; 4 s leaves a loaded machine room for
+    # the retry, which runs in a fresh child.
+    settings = settings.replace(task_timeout=4.0)
     path = make_match(settings, "hang", seed=6)
     worker = launch_worker(settings)
     with hold_match_lock(settings, "hang"):
