@@ -133,6 +133,16 @@ def hold_match_lock(settings: Settings, match_id: str) -> Iterator[None]:
         conn.close()
 
 
+@contextlib.contextmanager
+def task_in_flight(settings: Settings, match_id: str, path: Path) -> Iterator[None]:
+    """Publish a match and keep its task parked in its write until the block ends: a task in
+    flight at a moment the test chooses."""
+    with hold_match_lock(settings, match_id):
+        publish(settings, [message_for(match_id, path)])
+        wait_for(lambda: lock_waiters(settings) == 1, 60, f"the task of {match_id} in flight")
+        yield
+
+
 def lock_waiters(settings: Settings) -> int:
     """How many sessions wait on an advisory lock: tasks parked by `hold_match_lock`."""
     with psycopg.connect(settings.conninfo, autocommit=True) as conn:

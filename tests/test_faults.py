@@ -37,6 +37,7 @@ from tests.support import (
     queue_counts,
     stopped,
     stored_rows,
+    task_in_flight,
     wait_for,
 )
 
@@ -170,9 +171,7 @@ def test_a_child_killed_mid_task_is_replaced_and_its_message_retried(
 ) -> None:
     paths = {m: make_match(settings, m, seed=40 + n) for n, m in enumerate(["k1", "k2", "k3"])}
     worker = launch_worker(settings)
-    with hold_match_lock(settings, "k1"):
-        publish(settings, [message_for("k1", paths["k1"])])
-        wait_for(lambda: lock_waiters(settings) == 1, 60, "the task to be running")
+    with task_in_flight(settings, "k1", paths["k1"]):
         for pid in worker.pool_children():
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: any(o["action"] == "retry" for o in worker.outcomes()), 30, "a retry")
@@ -195,9 +194,7 @@ def test_a_task_past_the_time_limit_is_stopped_and_retried(
     settings = settings.replace(task_timeout=4.0)
     path = make_match(settings, "hang", seed=6)
     worker = launch_worker(settings)
-    with hold_match_lock(settings, "hang"):
-        publish(settings, [message_for("hang", path)])
-        wait_for(lambda: lock_waiters(settings) == 1, 60, "the task to be running")
+    with task_in_flight(settings, "hang", path):
         hung = worker.pool_children()
         wait_for(lambda: any(o.get("reason") == "timeout" for o in worker.outcomes()), 60,
                  "the time limit to strike")
@@ -293,9 +290,7 @@ def test_a_broker_restart_keeps_every_copy_and_redelivers_the_task_in_flight(
     wait_for(lambda: queue_counts(broker, settings.dead_letter_queue)[0] == 1
              and queue_counts(broker, settings.retry_queue(15))[0] == 1, 30, "both copies")
     paths["b3"].write_bytes(whole)
-    with hold_match_lock(settings, "b1"):
-        publish(settings, [message_for("b1", paths["b1"])])
-        wait_for(lambda: lock_waiters(settings) == 1, 60, "the task to be running")
+    with task_in_flight(settings, "b1", paths["b1"]):
         # When the broker restarts under it
         with stopped(broker):
             wait_for(lambda: any("connection lost" in r["message"] for r in worker.log_records()),

@@ -17,14 +17,13 @@ from pewproc.settings import Settings
 from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
-    hold_match_lock,
-    lock_waiters,
     make_match,
     match_rows,
     message_for,
     publish,
     queue_counts,
     stopped,
+    task_in_flight,
     wait_for,
 )
 from tests.test_faults import assert_accounted
@@ -42,9 +41,7 @@ def test_the_shutdown_timeout_expiring_leaves_the_task_to_the_broker(
     settings = settings.replace(shutdown_timeout=2.0)
     path = make_match(settings, "late-stop", seed=120)
     worker = launch_worker(settings)
-    with hold_match_lock(settings, "late-stop"):
-        publish(settings, [message_for("late-stop", path)])
-        wait_for(lambda: lock_waiters(settings) == 1, 60, "the task in flight")
+    with task_in_flight(settings, "late-stop", path):
         # When SIGTERM comes and the task outlives SHUTDOWN_TIMEOUT_SECONDS
         assert worker.terminate(60) == 0
         # Then the worker exited without it, nothing of it is left, and the broker has it back
@@ -63,9 +60,7 @@ def test_a_second_signal_exits_at_once_and_leaves_no_process(
 ) -> None:
     path = make_match(settings, "twice-stopped", seed=121)
     worker = launch_worker(settings)
-    with hold_match_lock(settings, "twice-stopped"):
-        publish(settings, [message_for("twice-stopped", path)])
-        wait_for(lambda: lock_waiters(settings) == 1, 60, "the task in flight")
+    with task_in_flight(settings, "twice-stopped", path):
         worker.process.send_signal(signal.SIGTERM)
         wait_for(lambda: any(m.startswith("stopping:") for m in messages(worker)), 30,
                  "the first signal taken")
