@@ -120,6 +120,7 @@ def test_killed_after_commit_before_ack_the_match_is_processed_again_with_one_co
     assert second.terminate() == 0
 
 
+@pytest.mark.slow
 def test_killed_after_the_retry_copy_before_ack_the_match_is_processed_twice_with_one_copy(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
     tmp_path: Path,

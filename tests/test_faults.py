@@ -186,6 +186,7 @@ def test_a_child_killed_mid_task_is_replaced_and_its_message_retried(
     assert worker.terminate() == 0
 
 
+@pytest.mark.slow
 def test_a_task_past_the_time_limit_is_stopped_and_retried(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -217,6 +218,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_children_are_recycled_after_their_task_quota(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -236,6 +238,7 @@ def test_children_are_recycled_after_their_task_quota(
     assert worker.terminate() == 0
 
 
+@pytest.mark.slow
 def test_duplicate_deliveries_across_two_workers_leave_one_copy(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -252,6 +255,7 @@ def test_duplicate_deliveries_across_two_workers_leave_one_copy(
     assert [w.terminate() for w in workers] == [0, 0]
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_main_process_then_restart_loses_nothing(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -315,6 +319,7 @@ def test_a_broker_restart_keeps_every_copy_and_redelivers_the_task_in_flight(
     assert worker.terminate() == 0
 
 
+@pytest.mark.slow
 def test_a_database_restart_mid_task_is_retried_and_recovers(
     private_pg: tuple[PrivatePostgres, Settings], broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -339,6 +344,7 @@ def test_a_database_restart_mid_task_is_retried_and_recovers(
     assert worker.terminate() == 0
 
 
+@pytest.mark.slow
 def test_a_database_that_stays_down_ends_in_the_dlq_after_the_retries(
     private_pg: tuple[PrivatePostgres, Settings], broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -35,6 +35,7 @@ def messages(worker) -> list[str]:  # type: ignore[no-untyped-def]
     return [r["message"] for r in worker.log_records()]
 
 
+@pytest.mark.slow
 def test_the_shutdown_timeout_expiring_leaves_the_task_to_the_broker(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -96,6 +97,7 @@ def test_metrics_expose_what_the_worker_did(
     assert worker.terminate() == 0
 
 
+@pytest.mark.slow
 def test_health_endpoints_follow_the_broker_and_the_database(
     private_pg: tuple[PrivatePostgres, Settings], broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -23,6 +23,7 @@ import orjson
 import pika
 import pika.data
 import psycopg
+import pytest
 
 from pewproc import fate
 from pewproc.broker.connection import connect
@@ -243,6 +244,7 @@ def test_files_that_are_no_match_are_dead_lettered_as_not_a_match(
     never_reconnected(worker)
 
 
+@pytest.mark.slow
 def test_a_file_still_being_written_is_retried_and_completes_once_written(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -275,6 +277,7 @@ def _child_waiting_on_a_lock(settings: Settings, worker: RunningWorker) -> int |
     return owners[0] if len(owners) == 1 else None
 
 
+@pytest.mark.slow
 def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -320,6 +323,7 @@ def _alive(pid: int | None) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_control_characters_and_failing_rows_stay_out_of_headers_and_logs(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -365,6 +369,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+@pytest.mark.slow
 def test_a_broker_memory_alarm_blocks_neither_the_loop_nor_the_successes(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -404,6 +409,7 @@ def letters_count(broker: Any, settings: Settings) -> int:
     return queue_counts(broker, settings.dead_letter_queue)[0]
 
 
+@pytest.mark.slow
 def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_returns(
     settings: Settings, db: psycopg.Connection, broker, monkeypatch,
 ) -> None:
@@ -448,6 +454,7 @@ def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_re
     settled(broker, settings, 2)
 
 
+@pytest.mark.slow
 def test_copies_the_broker_refuses_fall_back_to_a_minimal_letter_then_a_reject(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -88,7 +88,7 @@ def test_a_soak_leaves_no_schema_and_no_queue_behind(settings: Settings, broker,
     before = schemas(settings)
     code, output, report = run_soak(settings, tmp_path / "soak",
         "--matches", "2", "--poison", "1", "--duplicates", "0", "--duration", "3",
-        "--fault-interval", "2-3", "--faults", "child-kill", "--workers", "1",
+        "--fault-interval", "1-2", "--faults", "worker-term", "--workers", "1",
         "--pool-size", "1", "--players", "4", "--drain-timeout", "60")
     assert code == 0, output
     assert schemas(settings) == before

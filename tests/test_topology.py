@@ -57,6 +57,7 @@ def test_quorum_retry_queues_dead_letter_at_least_once() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_pre_existing_quorum_work_queue_is_used_as_it_is_and_pewproc_queues_follow_it(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -174,6 +174,7 @@ def test_sigterm_lets_running_tasks_finish_and_exits_zero(
     wait_for(lambda: queue_counts(broker, settings.work_queue) == (2, 0, 0), 30, "2 ready")
 
 
+@pytest.mark.slow
 def test_a_task_longer_than_two_heartbeats_keeps_the_connection(
     settings: Settings, db: psycopg.Connection, launch_worker: WorkerLauncher,
 ) -> None:
