@@ -8,10 +8,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from pewproc.errors import PermanentError, TransientError
 from pewproc.message import MatchMessage
-from pewproc.ops.health import HealthState
+from pewproc.ops.health import HealthState, serve
 from pewproc.processing import Processor
 from pewproc.settings import Settings
 from tests.pg_server import PrivatePostgres
@@ -27,6 +28,7 @@ from tests.support import (
     wait_for,
 )
 from tests.test_faults import assert_accounted
+from tests.test_ops import get
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -117,18 +119,22 @@ def test_a_database_down_at_start_is_waited_for(
     assert worker.terminate() == 0
 
 
-def test_a_stalled_loop_makes_the_liveness_check_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stalled_loop_makes_healthz_answer_503(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr("pewproc.ops.health.time.monotonic", lambda: clock[0])
     state = HealthState("", stall_after=30.0)
-    state.beat()
-    clock[0] += 29.0
-    assert state.alive()[0]
-    clock[0] += 2.0
-    ok, text = state.alive()
-    assert not ok and text == "consumer loop stalled for 31 s"
-    state.beat()
-    assert state.alive()[0]
+    server = serve("127.0.0.1", 0, CollectorRegistry(), state)
+    port = server.server_address[1]
+    try:
+        state.beat()
+        clock[0] += 29.0
+        assert get(port, "/healthz") == (200, "consumer loop alive\n")
+        clock[0] += 2.0  # the loop has not beaten for 31 s
+        assert get(port, "/healthz") == (503, "consumer loop stalled for 31 s\n")
+        state.beat()
+        assert get(port, "/healthz")[0] == 200
+    finally:
+        server.shutdown()
 
 
 def test_sequential_mode_retries_through_the_wait_queue(
