@@ -73,7 +73,9 @@ class Settings:
 
     # Broker
     rabbitmq_url: str = _setting(
-        "RABBITMQ_URL", "", "Full AMQP URL (amqp:// or amqps://); overrides the RABBITMQ_* parts.",
+        "RABBITMQ_URL", "",
+        "Full AMQP URL (amqp:// or amqps://), or the URLs of a cluster's nodes, comma-separated "
+        "(the first that answers is used); overrides the RABBITMQ_* parts.",
         group="broker", secret=True,
     )
     rabbitmq_host: str = _setting("RABBITMQ_HOST", "localhost", "Broker host.", group="broker")
@@ -272,7 +274,9 @@ class Settings:
                                f"digits, _), got {self.postgres_schema!r}")
         self.retry_delay_list  # noqa: B018 - validates RETRY_DELAYS early
         if self.rabbitmq_url:
-            _check_amqp_url(self.rabbitmq_url)
+            for url in self.rabbitmq_url.split(","):  # one URL per node of a cluster
+                if url.strip():
+                    _check_amqp_url(url.strip())
         if self.database_url:
             _check_database_url(self.database_url)
 
@@ -370,10 +374,14 @@ class Settings:
 
     @property
     def broker_address(self) -> str:
-        """host:port/vhost of the broker, for messages (no credentials)."""
-        parts = urlsplit(self.amqp_url)
-        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-        return f"{parts.hostname or 'localhost'}:{port}/{parts.path[1:] or '%2F'}"
+        """host:port/vhost of the broker (of each node, comma-separated), for messages (no
+        credentials)."""
+        addresses = []
+        for url in filter(None, (u.strip() for u in self.amqp_url.split(","))):
+            parts = urlsplit(url)
+            port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+            addresses.append(f"{parts.hostname or 'localhost'}:{port}/{parts.path[1:] or '%2F'}")
+        return ",".join(addresses)
 
     @property
     def database_address(self) -> str:
@@ -492,7 +500,10 @@ def _check_database_url(url: str) -> None:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a URL or conninfo so it can be logged."""
+    """Hide the password of a URL (or of each of a comma-separated list), or of a conninfo, so
+    it can be logged."""
+    if "://" in url and "," in url:
+        return ",".join(mask_url(part) for part in url.split(","))
     if "://" in url:
         parts = urlsplit(url)
         if parts.password:

@@ -30,9 +30,10 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from pewproc import startup
+from pewproc import failpoints, startup
 from pewproc.broker.connection import connect, describe
 from pewproc.broker.copier import Copier, CopyOutcome, CopyRequest
+from pewproc.broker.deadletters import copy_properties, message_id_of
 from pewproc.broker.topology import NOT_FOUND, all_queues, declare_queue, declare_topology
 from pewproc.fate import Fate, attempt_of, decide, lost_child_result, minimal_dead_letter
 from pewproc.message import peek_match_id
@@ -49,6 +50,11 @@ RECONNECT_DELAYS = (1, 2, 5, 10, 30)  # seconds; the last repeats for as long as
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 PUBLISH_STALL_SECONDS = 5.0  # a copy unconfirmed this long means the broker blocks publishers
 _REMEMBERED_CRASHES = 10_000  # deliveries whose settlement raised, kept to dead-letter on return
+_BEFORE_ACK = {  # the crash window each fate's ack closes
+    "ack": failpoints.AFTER_COMMIT_BEFORE_ACK,
+    "retry": failpoints.AFTER_RETRY_COPY_BEFORE_ACK,
+    "dead_letter": failpoints.AFTER_DEAD_LETTER_BEFORE_ACK,
+}
 
 
 class ConsumerCancelled(Exception):
@@ -287,7 +293,7 @@ class Worker:
             self.copier.submit(CopyRequest(
                 fate, minimal_dead_letter(result.reason or "unknown", delivery.body,
                                           self.settings),
-                delivery.body, _copy_properties(delivery.properties),
+                delivery.body, copy_properties(delivery.properties, delivery.body),
                 functools.partial(self._current, delivery),
                 self._on_copy_thread(connection, channel, delivery, result, fate),
             ))
@@ -311,6 +317,7 @@ class Worker:
                       "requeue (lost unless the work queue has a dead-letter policy)",
                       short_id(result.match_id))
         else:
+            failpoints.hit(_BEFORE_ACK[fate.action])
             channel.basic_ack(delivery.tag)
             if outcome == "minimal":
                 self.metrics.copy_fallbacks.labels("minimal_dead_letter").inc()
@@ -355,7 +362,9 @@ class Worker:
         result = TaskResult(outcome="failed", match_id=peek_match_id(delivery.body), reason=reason,
                             error=reason)
         self.copier.submit(CopyRequest(
-            fate, fate, delivery.body, pika.BasicProperties(),
+            fate, fate, delivery.body,
+            pika.BasicProperties(message_id=message_id_of(delivery.properties.message_id,
+                                                          delivery.body)),
             functools.partial(self._current, delivery),
             functools.partial(_call_on_connection_thread, connection, functools.partial(
                 self._finish_minimal, channel, delivery, result, fate)),
@@ -458,14 +467,6 @@ def _call_on_connection_thread(connection: pika.BlockingConnection, callback: An
         connection.add_callback_threadsafe(functools.partial(callback, argument))
     except (pika.exceptions.ConnectionWrongStateError, pika.exceptions.AMQPError, OSError):
         log.info("connection gone before a delivery was settled; the broker will redeliver it")
-
-
-def _copy_properties(props: pika.BasicProperties) -> pika.BasicProperties:
-    return pika.BasicProperties(
-        content_type=props.content_type, content_encoding=props.content_encoding,
-        correlation_id=props.correlation_id, message_id=props.message_id,
-        timestamp=props.timestamp, type=props.type, app_id=props.app_id,
-    )
 
 
 def _log_outcome(result: TaskResult, fate: Fate, delivery: Delivery, seconds: float) -> None:

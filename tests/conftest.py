@@ -33,6 +33,17 @@ ADMIN_DSN = os.environ.get(
 rabbitmq_node = factories.rabbitmq_proc()
 
 
+_SERVICES = {"rabbitmq": {"broker"}, "postgres": {"database"}}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the services its fixtures start (`-m "not rabbitmq"` and so on)."""
+    for item in items:
+        for marker, fixtures in _SERVICES.items():
+            if fixtures & set(getattr(item, "fixturenames", ())):
+                item.add_marker(marker)
+
+
 @pytest.fixture(scope="session")
 def shared_file() -> Callable[[str], Path]:
     """Reference files kept beside the repository (a real match, Komodo's schemas), by relative

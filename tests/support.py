@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import pika
 import psycopg
 import pytest
 
@@ -57,14 +58,15 @@ def make_match(settings: Settings, match_id: str, *, seed: int = 1, players: int
 
 
 def publish(settings: Settings, bodies: list[bytes], queue: str | None = None,
-            headers: dict[str, Any] | None = None, declare: bool = True) -> None:
+            headers: dict[str, Any] | None = None, declare: bool = True,
+            properties: pika.BasicProperties | None = None) -> None:
     connection = connect(settings)
     try:
         if declare:
             declare_topology(connection, settings)
         publisher = ConfirmingPublisher(connection)
         for body in bodies:
-            publisher.publish(queue or settings.work_queue, body, headers)
+            publisher.publish(queue or settings.work_queue, body, headers, properties)
     finally:
         connection.close()
 
@@ -99,6 +101,25 @@ def match_rows(db: psycopg.Connection, match_id: str) -> dict[str, Any] | None:
                     row, strict=True))
 
 
+def expected_rows(settings: Settings, path: Path, match_id: str) -> dict[str, int]:
+    """Rows of every output table a match must end with: what a worker derives from the file."""
+    from pewproc.processing import extract_file
+    from pewproc.telemetry.extract import output_tables
+
+    found = extract_file(path, match_id, settings)["rows"]
+    return {table.name: found.get(table.name, 0) for table in output_tables()}
+
+
+def stored_rows(db: psycopg.Connection, match_id: str, schema: str = "pewproc"
+                ) -> dict[str, int]:
+    """Rows stored for a match in every output table."""
+    from pewproc.telemetry.extract import output_tables
+
+    return {table.name: db.execute(f"SELECT count(*) FROM {schema}.{table.name}"
+                                   " WHERE match_id = %s", (match_id,)).fetchone()[0]
+            for table in output_tables()}
+
+
 def count_rows(db: psycopg.Connection, table: str, match_id: str) -> int:
     return db.execute(f"SELECT count(*) FROM pewproc.{table} WHERE match_id = %s",
                       (match_id,)).fetchone()[0]
@@ -118,6 +139,16 @@ def hold_match_lock(settings: Settings, match_id: str) -> Iterator[None]:
         conn.close()
 
 
+@contextlib.contextmanager
+def task_in_flight(settings: Settings, match_id: str, path: Path) -> Iterator[None]:
+    """Publish a match and keep its task parked in its write until the block ends: a task in
+    flight at a moment the test chooses."""
+    with hold_match_lock(settings, match_id):
+        publish(settings, [message_for(match_id, path)])
+        wait_for(lambda: lock_waiters(settings) == 1, 60, f"the task of {match_id} in flight")
+        yield
+
+
 def lock_waiters(settings: Settings) -> int:
     """How many sessions wait on an advisory lock: tasks parked by `hold_match_lock`."""
     with psycopg.connect(settings.conninfo, autocommit=True) as conn:
@@ -125,6 +156,17 @@ def lock_waiters(settings: Settings) -> int:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchone()[0]
+
+
+@contextlib.contextmanager
+def stopped(service: Any) -> Iterator[None]:
+    """Stop a service (the test broker, a private PostgreSQL) and start it again whatever
+    happens, so that one failing test cannot leave it down for every later test."""
+    service.stop()
+    try:
+        yield
+    finally:
+        service.start()
 
 
 class RunningWorker:

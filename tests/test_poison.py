@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import psycopg
+import pytest
 
 from pewproc import fate
 from pewproc.broker.connection import connect
@@ -238,6 +239,7 @@ def test_files_that_are_no_match_are_dead_lettered_as_not_a_match(
     unharmed(db, settings, broker, worker, "after-no-match", dead_letters=3)
 
 
+@pytest.mark.slow
 def test_a_file_still_being_written_is_retried_and_completes_once_written(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -268,6 +270,7 @@ def _child_waiting_on_a_lock(settings: Settings, worker: RunningWorker) -> int |
     return owners[0] if len(owners) == 1 else None
 
 
+@pytest.mark.slow
 def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -305,6 +308,7 @@ def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     never_reconnected(worker)
 
 
+@pytest.mark.slow
 def test_control_characters_and_failing_rows_stay_out_of_headers_and_logs(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -334,6 +338,7 @@ def test_control_characters_and_failing_rows_stay_out_of_headers_and_logs(
     unharmed(db, settings, broker, worker, "after-drift", dead_letters=2)
 
 
+@pytest.mark.slow
 def test_a_broker_memory_alarm_blocks_neither_the_loop_nor_the_successes(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:
@@ -371,6 +376,7 @@ def letters_count(broker: Any, settings: Settings) -> int:
     return queue_counts(broker, settings.dead_letter_queue)[0]
 
 
+@pytest.mark.slow
 def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_returns(
     settings: Settings, db: psycopg.Connection, broker, monkeypatch,
 ) -> None:
@@ -419,6 +425,7 @@ def test_a_settlement_that_crashes_is_dead_lettered_minimally_now_and_when_it_re
     settled(broker, settings, 3)
 
 
+@pytest.mark.slow
 def test_a_copy_a_full_queue_refuses_waits_for_room_and_nothing_is_lost(
     settings: Settings, db: psycopg.Connection, broker, launch_worker: WorkerLauncher,
 ) -> None:

@@ -142,7 +142,8 @@ class Copier:
 
     def _publish_minimal(self, request: CopyRequest) -> CopyOutcome:
         try:
-            self._publish(request.fallback, request.body, pika.BasicProperties())
+            self._publish(request.fallback, request.body,
+                          pika.BasicProperties(message_id=request.properties.message_id))
             return "minimal"
         except Unpublishable as exc:
             log.error("cannot publish even a minimal dead letter (%s)", exc)

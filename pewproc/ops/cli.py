@@ -229,34 +229,43 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @settings_options("broker", "queues")
 def dlq_list(settings: Settings, limit: int | None, as_json: bool) -> None:
-    """List dead letters with their reasons (they stay in the queue)."""
+    """List dead letters with their reasons, oldest first (they stay in the queue).
+
+    Dead-lettering is at least once, so a message can be there twice: copies after the first
+    of one message id are marked as duplicates."""
     from pewproc.broker.connection import connect
-    from pewproc.broker.deadletters import list_dead_letters
+    from pewproc.broker.deadletters import duplicates, list_dead_letters
 
     connection = connect(settings)
     try:
         letters = list_dead_letters(connection, settings, limit)
     finally:
         connection.close()
-    for letter in letters:
-        info = letter.summary()
+    flags = duplicates(letters)
+    for letter, duplicate in zip(letters, flags, strict=True):
+        info = {**letter.summary(), "duplicate": duplicate}
         if as_json:
             click.echo(json.dumps(info))
         else:
             click.echo(f"{info['match_id'] or '?':<40} {info['reason']:<28} "
-                       f"attempts={info['attempts']} at={info['failed_at']} {info['error']}")
+                       f"attempts={info['attempts']} at={info['failed_at']} {info['error']}"
+                       f"{' (duplicate)' if duplicate else ''}")
     if not as_json:
-        click.echo(f"{len(letters)} dead letters in {settings.dead_letter_queue}", err=True)
+        click.echo(f"{len(letters)} dead letters in {settings.dead_letter_queue}, "
+                   f"{sum(flags)} of them duplicates", err=True)
 
 
 @dlq.command("replay")
 @click.option("--reason", multiple=True, help="Only dead letters with this reason (repeatable).")
 @click.option("--match-id", "match_ids", multiple=True, help="Only this match (repeatable).")
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, show_default="all",
+              help="Replay at most this many, oldest first.")
 @settings_options("broker", "queues")
 def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str, ...],
-               replay_all: bool) -> None:
-    """Send dead letters back to the work queue with a fresh attempt count, with confirms."""
+               replay_all: bool, limit: int | None) -> None:
+    """Send dead letters back to the work queue with a fresh attempt count, with confirms,
+    oldest first; each message once, its duplicate copies removed."""
     from pewproc.broker.connection import connect
     from pewproc.broker.deadletters import DeadLetter, dead_letter_count, replay_dead_letters
 
@@ -270,12 +279,12 @@ def dlq_replay(settings: Settings, reason: tuple[str, ...], match_ids: tuple[str
     try:
         with click.progressbar(length=dead_letter_count(connection, settings), label="replaying",
                                file=sys.stderr) as bar:
-            replayed, kept = replay_dead_letters(connection, settings, wanted,
-                                                 lambda letter: bar.update(1))
+            count = replay_dead_letters(connection, settings, wanted,
+                                        lambda letter: bar.update(1), limit)
     finally:
         connection.close()
-    click.echo(f"replayed {replayed} to {settings.work_queue}; {kept} left in "
-               f"{settings.dead_letter_queue}")
+    click.echo(f"replayed {count.replayed} to {settings.work_queue}; {count.duplicates} "
+               f"duplicates removed; {count.kept} left in {settings.dead_letter_queue}")
 
 
 main.add_command(bench)

@@ -47,12 +47,14 @@ from typing import Any
 import click
 import orjson
 
+from pewproc.ops.accounting import Expected, Observed, account
 from pewproc.ops.jsonlog import JsonLog
+from pewproc.ops.localcluster import ClusterError, LocalCluster
 from pewproc.ops.options import ALL_GROUPS, settings_options
 from pewproc.settings import Settings
 
 FAULT_KINDS = ("child-kill", "worker-kill", "worker-term", "timeout", "broker-restart",
-               "db-restart")
+               "db-restart", "node-kill")
 DEFAULT_FAULTS = "child-kill,worker-kill,worker-term,timeout"
 DEFAULT_POOL_SIZE = 2  # children per worker when --pool-size (WORKER_POOL_SIZE) is not set
 
@@ -67,6 +69,8 @@ PUBLISH_SHARE = 0.75  # publishing is spread over this share of the fault window
 BURST_EVERY = 4.0  # seconds between bursts of publishing, about
 ORPHAN_GRACE = 5.0  # seconds after a worker's SIGKILL before its process group is inspected
 POLL = 0.2  # seconds between looks at processes, logs and queues
+BUSY_SAMPLE = 0.05  # seconds between looks at the pool children's CPU time
+BUSY_WAIT = 3.0  # longest wait, at a kill, for a pool child to be seen working
 
 # Poison messages, by kind. The reason each must get in the DLQ is worked out before the run by
 # the same functions a worker runs (decode, resolve, read), so a renamed reason cannot fail the
@@ -133,12 +137,16 @@ def _fault_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               type=click.Path(file_okay=False, path_type=Path),
               help="Work folder: corpus, worker logs, and soak.json.")
 @click.option("--keep", is_flag=True, help="Keep the soak schema and the corpus.")
+@click.option("--cluster", is_flag=True,
+              help="Run against a three-node RabbitMQ cluster of its own, started on this "
+                   "machine, with a quorum work queue; adds node-kill (SIGKILL of the work "
+                   "queue's leader node, restarted at once) to the faults.")
 @settings_options(*ALL_GROUPS)
 def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_count: int,
          duration: float, seed: int, players: int,
          fault_interval: tuple[float, float], fault_kinds: tuple[str, ...],
          broker_restart_cmd: str, db_restart_cmd: str, drain_timeout: float, out_dir: Path,
-         keep: bool) -> None:
+         keep: bool, cluster: bool) -> None:
     """Soak test: publish matches, run workers, inject faults at random, then account for
     every message (published, processed, retried, dead-lettered by reason, lost, duplicated).
 
@@ -158,6 +166,10 @@ def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_
             kinds.append(kind)
         if kind in kinds and not command:
             raise click.UsageError(f"the {kind} fault needs --{kind}-cmd")
+    if cluster and "node-kill" not in kinds:
+        kinds.append("node-kill")
+    if "node-kill" in kinds and not cluster:
+        raise click.UsageError("the node-kill fault needs --cluster")
     if not kinds:
         raise click.UsageError("--faults names no fault")
     config = SoakConfig(
@@ -166,7 +178,7 @@ def soak(settings: Settings, matches: int, poison: int, duplicates: int, worker_
         seed=seed, players=players,
         fault_interval=fault_interval, faults=tuple(kinds),
         broker_restart_cmd=broker_restart_cmd, db_restart_cmd=db_restart_cmd,
-        drain_timeout=drain_timeout, out_dir=out_dir.resolve(), keep=keep,
+        drain_timeout=drain_timeout, out_dir=out_dir.resolve(), keep=keep, cluster=cluster,
         suffix=uuid.uuid4().hex[:8],
     )
     report = Soak(settings, config).run()
@@ -198,6 +210,7 @@ class SoakConfig:
     drain_timeout: float
     out_dir: Path
     keep: bool
+    cluster: bool
     suffix: str
 
 
@@ -430,6 +443,33 @@ def _process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def _cpu_ticks(pid: int) -> int:
+    """CPU time a process has used so far, in clock ticks (-1: it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def busy_child(pids: list[int], within: float = BUSY_WAIT) -> int | None:
+    """The first of `pids` seen using CPU, looked at every BUSY_SAMPLE s for up to `within` s.
+
+    An idle pool child waits on its pipe and uses none, so a kill aimed at a child seen busy a
+    moment ago, or at its worker, hits a match in flight; a kill of an idle worker proves
+    nothing."""
+    last = {pid: _cpu_ticks(pid) for pid in pids}
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(BUSY_SAMPLE)  # the sampling interval, not a wait for an event
+        for pid in pids:
+            ticks = _cpu_ticks(pid)
+            if last[pid] >= 0 and ticks > last[pid]:
+                return pid
+            last[pid] = ticks
+    return None
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -483,6 +523,8 @@ class Soak:
         self._stop = threading.Event()  # the fault window is over (or the run is aborted)
         self._dead_groups: list[tuple[int, float, dict[str, Any]]] = []
         self._hold: threading.Thread | None = None
+        self.cluster: LocalCluster | None = None
+        self._node_restart: threading.Thread | None = None
         self._publisher: threading.Thread | None = None
         self._t0 = 0.0
 
@@ -551,11 +593,16 @@ class Soak:
             migrate(self.settings.conninfo, self.settings.postgres_schema)
         except psycopg.OperationalError as exc:
             raise SoakError(f"cannot reach PostgreSQL: {exc}") from None
+        if self.config.cluster:
+            self._start_cluster()
         try:
             connection = connect(self.settings)
         except Exception as exc:
             raise SoakError(f"cannot reach RabbitMQ: {type(exc).__name__}: {exc}") from None
         try:
+            if self.config.cluster:  # as an operator would: the work queue, a quorum queue
+                connection.channel().queue_declare(self.settings.work_queue, durable=True,
+                                                   arguments={"x-queue-type": "quorum"})
             declare_topology(connection, self.settings)
         finally:
             connection.close()
@@ -563,6 +610,42 @@ class Soak:
              f"players under {self.root}")
         self.good, self.messages = build_corpus(self.root, self.outside, self.config,
                                                 self.settings, self.rng)
+
+    def _start_cluster(self) -> None:
+        self.cluster = LocalCluster(self.config.out_dir / f"cluster-{self.config.suffix}")
+        _say("cluster: starting three RabbitMQ nodes")
+        try:
+            self.cluster.start()
+        except ClusterError as exc:
+            raise SoakError(f"cannot start the cluster: {exc}") from None
+        self.settings = self.settings.replace(rabbitmq_url=self.cluster.urls)
+        _say(f"cluster: {', '.join(n.full_name for n in self.cluster.nodes)} on ports "
+             f"{', '.join(str(n.port) for n in self.cluster.nodes)}")
+
+    def _kill_node(self, event: dict[str, Any]) -> bool:
+        """SIGKILL the node leading the work queue (the one the workers reached first, too),
+        and start it again at once, as a supervisor would; one node down at a time."""
+        cluster = self.cluster
+        assert cluster is not None
+        if (self._node_restart is not None and self._node_restart.is_alive()) or len(
+                cluster.alive()) < len(cluster.nodes):
+            return False
+        node = cluster.queue_leader(self.settings.work_queue)
+        node.kill()
+        killed_at = time.monotonic()
+        event.update(node=node.name, leader=True)
+
+        def restart() -> None:
+            try:
+                cluster.restart(node)
+                event["back_after_s"] = round(time.monotonic() - killed_at, 1)
+            except ClusterError as exc:
+                event["error"] = str(exc)[-300:]
+
+        self._node_restart = threading.Thread(target=restart, name="soak-node-restart",
+                                              daemon=True)
+        self._node_restart.start()
+        return True
 
     def _start_workers(self) -> None:
         for n in range(self.config.workers):
@@ -604,7 +687,7 @@ class Soak:
         _say(f"fault window over: {len(self.faults)} faults injected; waiting for publishing "
              "and lock holds to end")
         deadline = time.monotonic() + config.drain_timeout
-        for thread in (self._publisher, self._hold):
+        for thread in (self._publisher, self._hold, self._node_restart):
             while thread is not None and thread.is_alive() and time.monotonic() < deadline:
                 self._supervise()
                 thread.join(POLL)
@@ -749,18 +832,21 @@ class Soak:
     def _apply(self, kind: str, event: dict[str, Any]) -> bool:
         """Inject one fault, noting what it hit in `event`; False when it cannot strike now."""
         ready = [slot for slot in self.slots if slot.consuming()]
-        if kind == "child-kill":
-            children = [(slot, pid) for slot in ready for pid in slot.pool_children()]
-            if not children:
+        if kind in ("child-kill", "worker-kill"):
+            # Aimed at a child working on a match (or at its worker): that is the test.
+            children = {pid: slot for slot in ready for pid in slot.pool_children()}
+            pids = list(children)
+            self.rng.shuffle(pids)
+            child = busy_child(pids)
+            if child is None:
                 return False
-            slot, pid = self.rng.choice(children)
-            os.kill(pid, signal.SIGKILL)
-            event.update(worker=slot.name, pid=pid)
+            slot = children[child]
+            event["hit_in_flight"] = True
+        if kind == "child-kill":
+            os.kill(child, signal.SIGKILL)
+            event.update(worker=slot.name, pid=child)
             return True
         if kind == "worker-kill":
-            if not ready:
-                return False
-            slot = self.rng.choice(ready)
             pid = slot.pid
             os.kill(pid, signal.SIGKILL)
             assert slot.process is not None
@@ -798,6 +884,8 @@ class Soak:
         if kind == "db-restart":
             event.update(self._run_command(self.config.db_restart_cmd))
             return True
+        if kind == "node-kill":
+            return self._kill_node(event)
         raise AssertionError(kind)
 
     @staticmethod
@@ -965,48 +1053,21 @@ class Soak:
 
         records = [r for slot in self.slots for r in slot.records()]
         outcomes = [r for r in records if "action" in r]
-        by_body: dict[bytes, Message] = {}
-        for message in self.messages:
-            by_body.setdefault(message.body, message)
-        poison_seen: dict[str, list[str]] = defaultdict(list)
-        good_dead: dict[str, list[str]] = defaultdict(list)
-        unknown_letters = []
-        for letter in letters:
-            message = by_body.get(letter.body)
-            if message is None:
-                unknown_letters.append(letter.summary())
-            elif message.kind == "poison":
-                poison_seen[message.key].append(letter.reason)
-            else:
-                assert message.match_id is not None
-                good_dead[message.match_id].append(letter.reason)
-
-        completed, not_completed, mismatched, duplicated, copies_lost = [], [], [], [], []
-        for match_id, match in self.good.items():
-            status, times, _ = matches.get(match_id, (None, 0, None))
-            rows = found.get(match_id, {})
-            diff = {t: {"expected": match.expected_rows.get(t, 0), "found": rows.get(t, 0)}
-                    for t in tables if rows.get(t, 0) != match.expected_rows.get(t, 0)}
-            if any(d["found"] > d["expected"] for d in diff.values()):
-                duplicated.append({"match_id": match_id, "tables": diff})
-            if status == "completed" and not diff:
-                completed.append(match_id)
-                if times < match.copies:  # each acked copy committed one write at least
-                    copies_lost.append({"match_id": match_id, "copies": match.copies,
-                                        "times_processed": times})
-            else:
-                not_completed.append(match_id)
-                if status == "completed":
-                    mismatched.append({"match_id": match_id, "tables": diff})
-        lost_matches = [m for m in not_completed if m not in good_dead]
         poison = [m for m in self.messages if m.kind == "poison"]
-        poison_missing = [m.key for m in poison if not poison_seen.get(m.key)]
-        poison_wrong = [{"key": m.key, "expected": m.expected_reason,
-                         "got": poison_seen[m.key]}
-                        for m in poison
-                        if poison_seen.get(m.key)
-                        and any(r != m.expected_reason for r in poison_seen[m.key])]
-        dlq_extra = sum(max(0, len(v) - 1) for v in poison_seen.values())
+        expected = Expected(
+            rows={m: {t: g.expected_rows.get(t, 0) for t in tables} for m, g in self.good.items()},
+            copies={m: g.copies for m, g in self.good.items()},
+            bodies={m.body: m.match_id for m in self.messages if m.match_id is not None},
+            poison={m.body: (m.key, m.expected_reason or "") for m in poison},
+        )
+        verdict = account(expected, Observed(
+            matches={m: (row[0], row[1]) for m, row in matches.items()}, rows=found,
+            letters=[(letter.body, letter.reason) for letter in letters], depths=depths,
+            dead_letter_queue=self.settings.dead_letter_queue))
+        good_dead: dict[str, list[str]] = defaultdict(list)
+        for letter in letters:
+            if letter.body in expected.bodies:
+                good_dead[expected.bodies[letter.body]].append(letter.reason)
         retries = Counter(str(r.get("reason")) for r in outcomes if r["action"] == "retry")
         worker_dead_letters = Counter(str(r.get("reason")) for r in outcomes
                                       if r["action"] == "dead_letter")
@@ -1014,7 +1075,6 @@ class Soak:
         struck = [f for f in self.faults if "error" not in f or f.get("task_blocked")]
         faults = Counter(f["kind"] for f in struck)
         failed_faults = [f for f in self.faults if f not in struck]
-        left = {q: v for q, v in depths.items() if q != self.settings.dead_letter_queue}
         return {
             "published": {
                 "good": len(self.good),
@@ -1028,40 +1088,46 @@ class Soak:
                 "poison_kinds": {m.key: m.expected_reason for m in poison},
             },
             "processed": {
-                "completed_exact": len(completed),
+                "completed_exact": len(verdict.completed),
                 "expected": len(self.good),
                 "acks": sum(r["action"] == "ack" for r in outcomes),
                 "writes": sum(matches.get(m, (None, 0))[1] for m in self.good),
                 "rows_expected": sum(sum(g.expected_rows.values()) for g in self.good.values()),
-                "not_completed": not_completed,
-                "rows_mismatched": mismatched,
+                "not_completed": sorted(set(self.good) - set(verdict.completed)),
+                "rows_mismatched": verdict.mismatched,
             },
             "retried": {"total": sum(retries.values()), "by_reason": dict(retries.most_common())},
             "dead_lettered": {
                 "total": len(letters),
                 "by_reason": dict(Counter(letter.reason for letter in letters).most_common()),
                 "settled_by_workers": dict(worker_dead_letters.most_common()),
-                "poison_expected_reason": len(poison) - len(poison_missing) - len(poison_wrong),
-                "poison_wrong_reason": poison_wrong,
-                "poison_extra_copies": dlq_extra,
+                "poison_expected_reason": (len(poison) - len(verdict.lost_poison)
+                                           - len(verdict.wrong_reason)),
+                "poison_wrong_reason": verdict.wrong_reason,
+                "poison_extra_copies": verdict.extra_poison_copies,
                 "good_matches": dict(good_dead),
-                "unknown": unknown_letters,
             },
             "lost": {
-                "total": len(lost_matches) + len(poison_missing) + len(copies_lost),
-                "matches": lost_matches,
-                "poison": poison_missing,
-                "copies": copies_lost,
+                "total": (len(verdict.lost) + len(verdict.lost_poison)
+                          + len(verdict.lost_copies)),
+                "matches": verdict.lost,
+                "poison": verdict.lost_poison,
+                "copies": verdict.lost_copies,
             },
-            "duplicated": {"total": len(duplicated), "matches": duplicated},
+            "duplicated": {"total": len(verdict.duplicated), "matches": verdict.duplicated},
+            "orphaned": verdict.orphaned,
+            "verdict": verdict.checks(),
             "queues_after_stop": depths,
-            "left_in_queues": sum(v or 0 for v in left.values()),
+            "left_in_queues": verdict.left_in_queues,
             "faults": {
                 "injected": sum(faults.values()),
                 "by_kind": {k: faults.get(k, 0) for k in self.config.faults},
                 "skipped": self.skipped_faults,
                 "failed": [{k: v for k, v in f.items() if not k.startswith("_")}
                            for f in failed_faults],
+                "kills_hitting_work_in_flight": sum(
+                    bool(f.get("hit_in_flight")) for f in self.faults
+                    if f["kind"] in ("child-kill", "worker-kill")),
                 "timeouts_that_blocked_a_task": sum(
                     bool(f.get("task_blocked")) for f in self.faults if f["kind"] == "timeout"),
                 "events": [{k: v for k, v in f.items() if not k.startswith("_")}
@@ -1084,7 +1150,7 @@ class Soak:
         }
 
     def _clean_up(self) -> None:
-        for thread in (self._publisher, self._hold):
+        for thread in (self._publisher, self._hold, self._node_restart):
             if thread is not None:
                 thread.join(30)
         for slot in self.slots:
@@ -1096,6 +1162,8 @@ class Soak:
             kill_group(pgid)
         with contextlib.suppress(Exception):
             self._delete_queues()
+        if self.cluster is not None:
+            self.cluster.stop()
         if not self.config.keep:
             try:
                 self._drop_schema()
@@ -1143,18 +1211,17 @@ def checks(report: dict[str, Any]) -> dict[str, bool]:
         return {"ran_to_the_end": False}
     exits = report["workers"].get("final_exit_codes", [])
     return {
-        "lost_zero": report["lost"]["total"] == 0,
-        "duplicated_zero": report["duplicated"]["total"] == 0,
+        **report["verdict"],
         "every_good_match_completed": (report["processed"]["completed_exact"]
                                        == report["processed"]["expected"]),
-        "no_good_match_dead_lettered": not report["dead_lettered"]["good_matches"],
-        "every_poison_with_expected_reason": (
-            report["dead_lettered"]["poison_expected_reason"] == report["published"]["poison"]),
-        "queues_empty_after_stop": report["left_in_queues"] == 0,
         "workers_exit_0_on_sigterm": bool(exits) and all(code == 0 for code in exits),
         "nothing_left_running_after_sigterm": not report["workers"]["left_after_final_stop"],
         "no_worker_exited_by_itself": not report["workers"]["unexpected_exits"],
         "drained_in_time": not report["drain"]["timed_out"],
+        # A soak whose faults never struck work in flight proves nothing.
+        "faults_struck": report["faults"]["injected"] > 0 and (
+            report["faults"]["kills_hitting_work_in_flight"] > 0
+            or not {"child-kill", "worker-kill"} & set(report["faults"]["by_kind"])),
     }
 
 
@@ -1187,6 +1254,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("lost", report["lost"]["total"], ""),
         ("duplicated", report["duplicated"]["total"], ""),
         ("faults injected", faults["injected"], detail(faults["by_kind"])),
+        ("  kills that hit a match in flight", faults["kills_hitting_work_in_flight"],
+         "each child-kill and worker-kill is aimed at a pool child using CPU"),
         ("  timeouts that blocked a task", faults["timeouts_that_blocked_a_task"], ""),
         ("worker starts", workers["starts"],
          f"exit codes on SIGTERM: {workers['term_exit_codes']} in the window, "

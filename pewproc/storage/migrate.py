@@ -12,6 +12,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from pewproc import failpoints
+
 log = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every pewproc process on a database.
@@ -47,6 +49,7 @@ def migrate(conninfo: str, schema: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(text)  # type: ignore[arg-type]
+                    failpoints.hit(failpoints.INSIDE_MIGRATION)
                     conn.execute(
                         "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
                     )

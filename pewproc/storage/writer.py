@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pewproc import failpoints
 from pewproc.telemetry.model import Row, Table
 
 _LOCK_SEED = 0x7065_7770  # namespaces our advisory locks on match ids
@@ -50,6 +51,7 @@ def store_match(
                 written += _copy_rows(conn, table, table_rows)
         _upsert_match(conn, match_id, {**fields, "status": "completed", "error_reason": None,
                                        "error": None, "rows_written": written})
+        failpoints.hit(failpoints.AFTER_COPY_BEFORE_COMMIT)
     return written
 
 
