@@ -18,6 +18,7 @@ from pewproc.settings import Settings
 from tests.pg_server import PrivatePostgres
 from tests.support import (
     WorkerLauncher,
+    http_get,
     make_match,
     match_rows,
     message_for,
@@ -28,7 +29,6 @@ from tests.support import (
     wait_for,
 )
 from tests.test_faults import assert_accounted
-from tests.test_ops import get
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -128,11 +128,11 @@ def test_a_stalled_loop_makes_healthz_answer_503(monkeypatch: pytest.MonkeyPatch
     try:
         state.beat()
         clock[0] += 29.0
-        assert get(port, "/healthz") == (200, "consumer loop alive\n")
+        assert http_get(port, "/healthz") == (200, "consumer loop alive\n")
         clock[0] += 2.0  # the loop has not beaten for 31 s
-        assert get(port, "/healthz") == (503, "consumer loop stalled for 31 s\n")
+        assert http_get(port, "/healthz") == (503, "consumer loop stalled for 31 s\n")
         state.beat()
-        assert get(port, "/healthz")[0] == 200
+        assert http_get(port, "/healthz")[0] == 200
     finally:
         server.shutdown()
 
