@@ -106,7 +106,8 @@ def test_a_database_down_at_start_is_waited_for(
     server, settings = private_pg
     with stopped(server):
         worker = launch_worker(settings)
-        wait_for(lambda: any(m.startswith("database not reachable") for m in messages(worker)),
+        waiting = f"waiting for the database at {settings.database_address}: attempt "
+        wait_for(lambda: any(m.startswith(waiting) for m in messages(worker)),
                  60, "the worker waiting for the database")
         assert worker.process.poll() is None
         assert not any(m.startswith("consuming") for m in messages(worker))
