@@ -290,12 +290,13 @@ class Worker:
             if fate.action == "ack":
                 self._finish(channel, delivery, result, fate, "published")
                 return
+            fallback = minimal_dead_letter(result.reason or "unknown", delivery.body,
+                                           self.settings)
             self.copier.submit(CopyRequest(
-                fate, minimal_dead_letter(result.reason or "unknown", delivery.body,
-                                          self.settings),
-                delivery.body, copy_properties(delivery.properties, delivery.body),
+                fate, fallback, delivery.body,
+                copy_properties(delivery.properties, delivery.body),
                 functools.partial(self._current, delivery),
-                self._on_copy_thread(connection, channel, delivery, result, fate),
+                self._on_copy_thread(connection, channel, delivery, result, fate, fallback),
             ))
         except BROKER_ERRORS:
             raise
@@ -328,18 +329,20 @@ class Worker:
         _log_outcome(result, fate, delivery, seconds)
 
     def _on_copy_thread(self, connection: pika.BlockingConnection, channel: BlockingChannel,
-                        delivery: Delivery, result: TaskResult, fate: Fate
+                        delivery: Delivery, result: TaskResult, fate: Fate, fallback: Fate
                         ) -> functools.partial[None]:
         """The copier's `done`: hands the outcome back to this thread."""
         finish = functools.partial(self._guarded_finish, connection, channel, delivery, result,
-                                   fate)
+                                   fate, fallback)
         return functools.partial(_call_on_connection_thread, connection, finish)
 
     def _guarded_finish(self, connection: pika.BlockingConnection, channel: BlockingChannel,
-                        delivery: Delivery, result: TaskResult, fate: Fate,
+                        delivery: Delivery, result: TaskResult, fate: Fate, fallback: Fate,
                         outcome: CopyOutcome) -> None:
+        """Finish on this thread; a minimal dead letter is accounted as what it was."""
         try:
-            self._finish(channel, delivery, result, fate, outcome)
+            self._finish(channel, delivery, result, fallback if outcome == "minimal" else fate,
+                         outcome)
         except BROKER_ERRORS:
             raise
         except Exception:
