@@ -34,6 +34,7 @@ from tests.support import (
     make_match,
     match_rows,
     message_for,
+    process_alive,
     publish,
     queue_counts,
     stopped,
@@ -202,7 +203,8 @@ def test_a_task_past_the_time_limit_is_stopped_and_retried(
         wait_for(lambda: any(o.get("reason") == "timeout" for o in worker.outcomes()), 60,
                  "the time limit to strike")
         # The hung child is killed as soon as nothing else runs beside it.
-        wait_for(lambda: not any(alive(pid) for pid in hung), 30, "the hung child to be stopped")
+        wait_for(lambda: not any(process_alive(pid) for pid in hung), 30,
+                 "the hung child to be stopped")
     wait_for(lambda: worker.outcomes()[-1]["action"] == "ack", 60, "the retry to be acked")
     first = worker.outcomes()[0]
     assert (first["action"], first["reason"], first["attempt"], first["match_id"]) == (
@@ -210,14 +212,6 @@ def test_a_task_past_the_time_limit_is_stopped_and_retried(
     assert worker.outcomes()[-1]["attempt"] >= 2
     assert_accounted(db, settings, broker, {"hang": path}, [])
     assert worker.terminate() == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow

@@ -24,12 +24,11 @@ from pewproc.broker.connection import connect
 from pewproc.broker.deadletters import DeadLetter, list_dead_letters
 from pewproc.broker.fields import RawField
 from pewproc.message import MatchMessage
-from pewproc.processing import extract_file
 from pewproc.settings import Settings
-from pewproc.telemetry.extract import output_tables
 from tests.support import (
     RunningWorker,
     WorkerLauncher,
+    expected_rows,
     free_port,
     hold_match_lock,
     http_get,
@@ -42,18 +41,9 @@ from tests.support import (
     publish,
     queue_counts,
     rabbitmqctl_table,
+    stored_rows,
     wait_for,
 )
-
-
-def table_counts(db: psycopg.Connection, match_id: str) -> dict[str, int]:
-    return {t.name: db.execute(f"SELECT count(*) FROM pewproc.{t.name} WHERE match_id = %s",
-                               (match_id,)).fetchone()[0] for t in output_tables()}
-
-
-def expected_counts(path: Path, match_id: str, settings: Settings) -> dict[str, int]:
-    rows = extract_file(path, match_id, settings)["rows"]
-    return {t.name: rows.get(t.name, 0) for t in output_tables()}
 
 
 def letters(settings: Settings) -> list[DeadLetter]:
@@ -71,7 +61,7 @@ def good_match_completes(db: psycopg.Connection, settings: Settings, match_id: s
     publish(settings, [message_for(match_id, path)])
     wait_for(lambda: (match_rows(db, match_id) or {}).get("status") == "completed", 90,
              f"{match_id} to complete")
-    assert table_counts(db, match_id) == expected_counts(path, match_id, settings)
+    assert stored_rows(db, match_id) == expected_rows(settings, path, match_id)
     assert match_rows(db, match_id)["times_processed"] == 1
 
 
@@ -114,14 +104,14 @@ def test_a_failing_redelivery_never_destroys_an_earlier_success(
     body = message_for("kept", path)
     publish(settings, [body])
     wait_for(lambda: (match_rows(db, "kept") or {}).get("status") == "completed", 60, "done")
-    before = table_counts(db, "kept")
+    before = stored_rows(db, "kept")
     assert sum(before.values()) > 0
     # The file goes (a retention policy), then the same message comes again.
     path.unlink()
     publish(settings, [body])
     wait_for(lambda: len(letters(settings)) == 1, 60, "the second copy dead-lettered")
     assert letters(settings)[0].reason == "file_missing"
-    assert table_counts(db, "kept") == before
+    assert stored_rows(db, "kept") == before
     row = db.execute("SELECT status, times_processed, rows_written, last_error_reason,"
                      " last_attempt FROM pewproc.matches WHERE match_id = 'kept'").fetchone()
     assert row == ("completed", 1, sum(before.values()), "file_missing", 1)
@@ -254,7 +244,7 @@ def test_a_file_still_being_written_is_retried_and_completes_once_written(
     wait_for(lambda: (match_rows(db, "growing") or {}).get("status") == "completed", 60, "done")
     first = worker.outcomes()[0]
     assert (first["action"], first["reason"]) == ("retry", "file_incomplete")
-    assert table_counts(db, "growing") == expected_counts(whole, "growing", settings)
+    assert stored_rows(db, "growing") == expected_rows(settings, whole, "growing")
     unharmed(db, settings, broker, worker, "after-growing", dead_letters=0)
 
 
@@ -302,7 +292,7 @@ def test_a_stopped_idle_child_neither_stalls_its_sibling_nor_fails_its_task(
     assert outcomes[("queued", 1)] == ("retry", "pool_stalled")
     assert outcomes[("queued", 2)][0] == "ack"
     for match_id, path in paths.items():
-        assert table_counts(db, match_id) == expected_counts(path, match_id, settings)
+        assert stored_rows(db, match_id) == expected_rows(settings, path, match_id)
     wait_for(lambda: not process_alive(stopped), 30, "the stopped child to be killed")
     settled(broker, settings, 0)
     never_reconnected(worker)
