@@ -44,18 +44,18 @@ def extract(events: list[Event], ctx: MatchContext) -> Extraction:
     route = dispatch.get
     game_events = 0
     for event in events:
-        entry = route(event.get("_T"))  # type: ignore[arg-type]
+        entry = route(event._T)  # type: ignore[arg-type]
         if entry is not None:
             decode, handlers = entry
             decoded = event if decode is None else decode(event)
             for handler in handlers:
                 handler(decoded)
-        try:  # subscripts, for the usual event with a number there
-            if event["common"]["isGame"] > 0:
+        common = event.common
+        try:  # the usual event: a number there
+            if common.isGame > 0:
                 game_events += 1
-        except (KeyError, TypeError):  # none, null or odd: the general test (odd ones raise)
-            common = event.get("common")
-            if common is not None and (common.get("isGame") or 0) > 0:
+        except (AttributeError, TypeError):  # none, null or odd: the general test (odd ones raise)
+            if common is not None and (common.isGame or 0) > 0:
                 game_events += 1
 
     summary: dict[str, Any] = {"event_count": len(events), "game_event_count": game_events}

@@ -74,10 +74,10 @@ class MatchContext:
     def note_player(self, character: Event | None) -> None:
         if not character:
             return
-        account_id = character.get("accountId")
+        account_id = character.accountId
         if account_id and account_id not in self.players:
             self.players[account_id] = Player(
-                account_id, character.get("name"), character.get("teamId")
+                account_id, character.name, character.teamId
             )
 
 
@@ -128,10 +128,10 @@ def parse_time(value: str | None) -> datetime | None:
 def phase(event: Event) -> float | None:
     """`common.isGame` as a float. Called for most events: a float is returned as it is before
     the general test (isinstance of a union costs more than the rest of the function)."""
-    common = event.get("common")
+    common = event.common
     if not common:
         return None
-    value = common.get("isGame")
+    value = common.isGame
     if value.__class__ is float:
         return value  # type: ignore[no-any-return]
     return float(value) if isinstance(value, (int, float)) else None
@@ -139,10 +139,10 @@ def phase(event: Event) -> float | None:
 
 def location_m(obj: Event | None) -> tuple[float | None, float | None, float | None]:
     """`location` of a character (or any object with one), in metres."""
-    loc = obj.get("location") if obj else None
+    loc = obj.location if obj else None
     if not loc:
         return (None, None, None)
-    x, y, z = loc.get("x"), loc.get("y"), loc.get("z")
+    x, y, z = loc.x, loc.y, loc.z
     return (
         x / CM_PER_M if x is not None else None,
         y / CM_PER_M if y is not None else None,
@@ -152,7 +152,7 @@ def location_m(obj: Event | None) -> tuple[float | None, float | None, float | N
 
 def health(character: Event | None) -> float | None:
     """A character's health, when PUBG logged a number for it."""
-    value = character.get("health") if character else None
+    value = character.health if character else None
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -164,20 +164,20 @@ def cm_to_m(value: float | None) -> float | None:
 
 
 def account(character: Event | None) -> str | None:
-    return character.get("accountId") if character else None
+    return character.accountId if character else None
 
 
 def name(character: Event | None) -> str | None:
-    return character.get("name") if character else None
+    return character.name if character else None
 
 
 def team(character: Event | None) -> int | None:
-    return character.get("teamId") if character else None
+    return character.teamId if character else None
 
 
 def zones(character: Event | None) -> str | None:
     """Place names a character is in, comma-joined (None when in none)."""
-    places = character.get("zone") if character else None
+    places = character.zone if character else None
     return ",".join(places) if places else None
 
 

@@ -19,6 +19,7 @@ from isal import isal_zlib
 
 from pewproc.errors import TelemetryError, TransientError
 from pewproc.settings import Settings
+from pewproc.telemetry.general import general_events
 from pewproc.telemetry.typed import decode_typed
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -195,7 +196,7 @@ def parse_events(data: bytes, max_events: int, *, typed: bool = True
     _checked(events, max_events)
     if not all(isinstance(event, dict) for event in events):
         raise TelemetryError("telemetry events must all be JSON objects", "not_event_list")
-    return events, GENERAL
+    return general_events(events), GENERAL
 
 
 def _checked(events: list[dict[str, Any]], max_events: int) -> list[dict[str, Any]]:

@@ -1,25 +1,36 @@
 """Typed decoding: the events as the collectors read them, and nothing more.
 
-`orjson.loads` builds a dict for every object of a match, about half of them for keys and event
-types no collector reads. msgspec decodes into declared shapes instead, and skips what is not
-declared without building it. The shapes here are TypedDicts, so every event is still a plain
-dict and the collectors run unchanged on either path: the typed path is the general one with the
-unread keys left out.
+`orjson.loads` builds a dict for every object of a match, most of them for keys and event types no
+collector reads. msgspec decodes into Structs instead: one per event type, told apart by `_T`.
+The types some collector reads share one Struct of every key read anywhere; every other type is a
+Struct of `common` alone (the game-event count reads it on every event), so its characters and
+items are skipped without being built. Structs without cyclic-GC tracking are also cheaper to free
+than dicts. Collectors read attributes, which the general path's `Fields` offers too.
 
 That is an optimisation, never a change of results, so the shapes are strict where a difference
 could hide:
 - every key a collector reads is declared, with the JSON types real files carry. A value of
   another type (a string for a number, a boolean for a health, an integer beyond 64 bits, which
   orjson reads as a float) fails the decode, and the file goes the general way;
-- an object the collectors test for truth (a character, a location, `common`) declares a
-  required key, so it is never empty here where it was not there;
-- rosters and results, whose entries come in two shapes, keep every key (see `Entry`).
-A null and a missing key stay what they were: TypedDicts keep a key's absence.
+- an object the collectors test for truth (a character, a location, `common`, the game state)
+  declares a required key: a Struct is always true, an empty dict is not, so an empty one must not
+  decode here;
+- a key that is missing reads as None, as `dict.get` read it: no collector tells the two apart;
+- rosters and results, whose entries come in two shapes, stay plain dicts (see `Entry`), read
+  through `general.as_fields`.
+
+Event types come and go with game versions. A type this module does not know fails the decode as
+an unknown tag; the decoder then learns every type the file names, as a Struct of `common` alone,
+and decodes again, so a new type costs one scan of the file, once per process.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired, Required, TypedDict
+import functools
+import operator
+import re
+import threading
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -28,102 +39,192 @@ Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Num = Int | float  # an integer stays an int, as orjson keeps it
 
 
-class Location(TypedDict):
+class Shape(msgspec.Struct, gc=False):
+    """Decoded objects hold no reference cycles: the cyclic GC need not track them."""
+
+
+class Location(Shape):
     x: Num
     y: Num
     z: Num
 
 
-class Character(TypedDict, total=False):
-    accountId: Required[str]
-    name: str | None
-    teamId: Int | None
-    health: Num | None
-    location: Location | None
-    zone: list[str] | None
-    ranking: Int | None
+class Character(Shape):
+    accountId: str
+    name: str | None = None
+    teamId: Int | None = None
+    health: Num | None = None
+    location: Location | None = None
+    zone: list[str] | None = None
+    ranking: Int | None = None
 
 
-class Common(TypedDict):
+class Common(Shape):
     isGame: Num
 
 
-class Item(TypedDict, total=False):
-    itemId: str | None
-    subCategory: str | None
+class Item(Shape):
+    itemId: str | None = None
+    subCategory: str | None = None
 
 
-class DamageInfo(TypedDict, total=False):  # read alike whether empty or not
-    damageReason: str | None
-    damageTypeCategory: str | None
-    damageCauserName: str | None
-    distance: Num | None
-    isThroughPenetrableWall: bool | None
+class DamageInfo(Shape):  # read alike whether empty or not
+    damageReason: str | None = None
+    damageTypeCategory: str | None = None
+    damageCauserName: str | None = None
+    distance: Num | None = None
+    isThroughPenetrableWall: bool | None = None
 
 
-class Point(TypedDict, total=False):  # read alike whether empty or not
-    x: Num | None
-    y: Num | None
+class Point(Shape):  # read alike whether empty or not
+    x: Num | None = None
+    y: Num | None = None
 
 
-class GameState(TypedDict, total=False):
-    safetyZoneRadius: Required[Num | None]  # `if state:` decides whether the circles change
-    safetyZonePosition: Point | None
-    poisonGasWarningPosition: Point | None
-    poisonGasWarningRadius: Num | None
-    numStartTeams: Int | None
+class GameState(Shape):
+    safetyZoneRadius: Num | None  # required: `if state:` decides whether the circles change
+    safetyZonePosition: Point | None = None
+    poisonGasWarningPosition: Point | None = None
+    poisonGasWarningRadius: Num | None = None
+    numStartTeams: Int | None = None
 
 
-_FIELDS: dict[str, Any] = {
-    "_T": str,  # required, unlike the others
-    "_D": str | None,
-    "common": Common | None,
-    "MatchId": str | None,
-    **dict.fromkeys(
-        ("character", "attacker", "victim", "killer", "finisher", "dBNOMaker", "reviver",
-         "assistant"),
-        Character | None,
-    ),
-    **dict.fromkeys(("damage", "distance", "elapsedTime"), Num | None),
-    **dict.fromkeys(("attackId", "dBNOId", "teamSize"), Int | None),
-    **dict.fromkeys(
-        ("damageTypeCategory", "damageReason", "damageCauserName", "victimWeapon", "mapName"),
-        str | None,
-    ),
-    **dict.fromkeys(
-        ("isThroughPenetrableWall", "isAttackerInVehicle", "isSuicide", "isCustomGame"),
-        bool | None,
-    ),
-    **dict.fromkeys(("item", "weapon"), Item | None),
-    **dict.fromkeys(("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo"),
-                    DamageInfo | None),
-    **dict.fromkeys(("assists_AccountId", "teamKillers_AccountId"), list[str | None] | None),
-    "gameState": GameState | None,
-}
 # Rosters and results: entries are plain characters (older files) or wrappers of one (newer
-# ones), two shapes no one TypedDict declares. They keep every key, so an entry is empty here only
-# where it was; the two levels the collectors read (an entry's keys, its character's) are typed
-# as strictly as the rest, and below them nothing is read.
+# ones), two shapes no one Struct declares. They stay dicts that keep every key, so an entry is
+# empty here only where it was; the two levels the collectors read (an entry's keys, its
+# character's) are typed as strictly as the rest, and below them nothing is read.
 Scalar = Int | float | str | bool | None
 Inner = dict[str, Scalar | list[Any] | dict[str, Any]]
 Entry = dict[str, Scalar | list[Any] | Inner]
-_FIELDS["characters"] = list[Entry] | None
-_FIELDS["gameResultOnFinished"] = dict[str, Scalar | list[Inner] | Inner] | None
-
-_SHAPES: dict[str, Any] = {
-    **{k: NotRequired[v] for k, v in _FIELDS.items()},
-    "_T": Required[_FIELDS["_T"]],
-}
-Event = TypedDict("Event", _SHAPES)  # type: ignore[misc]
-
-_decoder = msgspec.json.Decoder(list[Event])
 
 
-def decode_typed(data: bytes) -> list[dict[str, Any]] | None:
+class Event(Shape, tag_field="_T"):
+    """An event of a type no collector reads: only its phase is."""
+
+    _T: ClassVar[str]
+    common: Common | None = None
+
+
+class ReadEvent(Event):
+    """An event of a type some collector reads: every key read of any type, absent ones None."""
+
+    _D: str | None = None
+    MatchId: str | None = None
+    character: Character | None = None
+    attacker: Character | None = None
+    victim: Character | None = None
+    killer: Character | None = None
+    finisher: Character | None = None
+    dBNOMaker: Character | None = None
+    reviver: Character | None = None
+    assistant: Character | None = None
+    damage: Num | None = None
+    distance: Num | None = None
+    elapsedTime: Num | None = None
+    attackId: Int | None = None
+    dBNOId: Int | None = None
+    teamSize: Int | None = None
+    damageTypeCategory: str | None = None
+    damageReason: str | None = None
+    damageCauserName: str | None = None
+    victimWeapon: str | None = None
+    mapName: str | None = None
+    isThroughPenetrableWall: bool | None = None
+    isAttackerInVehicle: bool | None = None
+    isSuicide: bool | None = None
+    isCustomGame: bool | None = None
+    item: Item | None = None
+    weapon: Item | None = None
+    dBNODamageInfo: DamageInfo | None = None
+    finishDamageInfo: DamageInfo | None = None
+    killerDamageInfo: DamageInfo | None = None
+    assists_AccountId: list[str | None] | None = None
+    teamKillers_AccountId: list[str | None] | None = None
+    gameState: GameState | None = None
+    characters: list[Entry] | None = None
+    gameResultOnFinished: dict[str, Scalar | list[Inner] | Inner] | None = None
+
+
+# Every type a collector handles (a test holds this to the collectors' handlers).
+READ_TYPES = (
+    "LogGameStatePeriodic", "LogItemUse", "LogMatchDefinition", "LogMatchEnd", "LogMatchStart",
+    "LogParachuteLanding", "LogPlayerAttack", "LogPlayerCreate", "LogPlayerKill",
+    "LogPlayerKillV2", "LogPlayerMakeGroggy", "LogPlayerPosition", "LogPlayerRevive",
+    "LogPlayerTakeDamage", "LogPlayerUseThrowable",
+)
+# The rest of PUBG's documented types (pubg-assets' telemetry-events), and the spellings real
+# files use where they differ from the documentation.
+UNREAD_TYPES = (
+    "LogArmorDestroy", "LogBlackZoneEnded", "LogCarePackageLand", "LogCarePackageSpawn",
+    "LogCharacterCarry", "LogEmPickupLiftOff", "LogHeal", "LogItemAttach", "LogItemDetach",
+    "LogItemDrop", "LogItemEquip", "LogItemPickup", "LogItemPickupFromCarepackage",
+    "LogItemPickupFromCustomPackage", "LogItemPickupFromLootbox", "LogItemPickupFromLootBox",
+    "LogItemPickupFromVehicleTrunk", "LogItemPutToVehicleTrunk", "LogItemUnequip",
+    "LogObjectDestroy", "LogObjectInteraction", "LogPhaseChange", "LogPlayerDestroyBreachableWall",
+    "LogPlayerDestroyProp", "LogPlayerLogin", "LogPlayerLogout", "LogPlayerRedeploy",
+    "LogPlayerRedeployBRStart", "LogPlayerUseFlareGun", "LogRedZoneEnded", "LogSwimEnd",
+    "LogSwimStart", "LogVaultStart", "LogVehicleDamage", "LogVehicleDestroy", "LogVehicleLeave",
+    "LogVehicleRide", "LogWeaponFireCount", "LogWheelDestroy",
+)
+# Types learned from files, at most this many per process: a file naming thousands of made-up
+# types goes the general way instead of growing the decoder without end.
+MAX_LEARNED_TYPES = 200
+_TAG = re.compile(rb'"_T"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _event_class(tag: str, base: type[Event]) -> type[Event]:
+    return type(tag, (base,), {"_T": tag}, tag=tag)
+
+
+class _Decoder:
+    """The decoder of every known type; learns the types a file brings (see the module's doc)."""
+
+    def __init__(self) -> None:
+        self.classes = [_event_class(t, ReadEvent) for t in READ_TYPES]
+        self.classes += [_event_class(t, Event) for t in UNREAD_TYPES]
+        self.known = {*READ_TYPES, *UNREAD_TYPES}
+        self.learned = 0
+        self.lock = threading.Lock()
+        self.decoder = self._build()
+
+    def _build(self) -> msgspec.json.Decoder[list[Event]]:
+        union = functools.reduce(operator.or_, self.classes)
+        return msgspec.json.Decoder(list[union])  # type: ignore[valid-type]
+
+    def decode(self, data: bytes) -> list[Event] | None:
+        try:
+            return self.decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            if "._T`" not in str(exc) or not self._learn(data):
+                return None  # a misfit, not an unknown type
+        except msgspec.DecodeError:
+            return None
+        try:
+            return self.decoder.decode(data)
+        except msgspec.DecodeError:
+            return None
+
+    def _learn(self, data: bytes) -> bool:
+        """Whether the file names types not known before, now learned."""
+        try:
+            tags = {m.decode() for m in set(_TAG.findall(data))}
+        except UnicodeDecodeError:
+            return False
+        with self.lock:
+            new = tags - self.known
+            if not new or self.learned + len(new) > MAX_LEARNED_TYPES:
+                return False
+            self.classes += [_event_class(t, Event) for t in sorted(new)]
+            self.known |= new
+            self.learned += len(new)
+            self.decoder = self._build()
+        return True
+
+
+_decoder = _Decoder()
+
+
+def decode_typed(data: bytes) -> list[Event] | None:
     """The events as the collectors read them; None when the file does not fit the shapes (or
     is no JSON array of objects at all): the general path then reads it, and reports why."""
-    try:
-        events: list[dict[str, Any]] = _decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
-    return events
+    return _decoder.decode(data)

@@ -10,7 +10,7 @@ from pewproc.telemetry.collectors.common import DECODERS, Tracked, body, hit, sa
 from pewproc.telemetry.collectors.fights import posix_seconds
 from pewproc.telemetry.extract import extract
 from pewproc.telemetry.model import MatchContext, phase, text
-from tests.telemetry.events import char, damage, position
+from tests.telemetry.events import Decoding, char, damage, decode, position
 
 pytestmark = pytest.mark.usefixtures("decode_path")  # typed and general decoding
 
@@ -42,14 +42,18 @@ def test_posix_seconds_is_timestamp_to_the_bit(stamp: str) -> None:
     ],
 )
 def test_body_of_complete_and_partial_locations(location: dict | None) -> None:
-    character = {"accountId": "account.a", "teamId": 3, "location": location}
+    characters = [{"accountId": "account.a", "teamId": 3, "location": location},
+                  {"accountId": "", "teamId": 0, "location": location}, None]
     expected = tuple(
         (location or {}).get(k) / 100.0 if (location or {}).get(k) is not None else None
         for k in "xyz"
     )
-    assert body(character) == ("account.a", 3, *expected)
-    assert body({"accountId": "", "teamId": 0, "location": location}) is None
-    assert body(None) is None
+    events, _ = decode([{"_T": "LogPlayerPosition", "character": c} for c in characters],
+                       Decoding.asked)
+    real, placeholder, absent = (e.character for e in events)
+    assert body(real) == ("account.a", 3, *expected)
+    assert body(placeholder) is None
+    assert body(absent) is None
 
 
 @pytest.mark.parametrize("value", ["ArmShot", "", "None", None, 0, 1.5, True])
@@ -61,7 +65,8 @@ def test_text_of_every_shape(value: object) -> None:
 @pytest.mark.parametrize("value", [0, 1, 2.5, 0.10000000149011612, True, None, "1"])
 def test_phase_of_every_shape(value: object) -> None:
     general = float(value) if isinstance(value, int | float) else None  # type: ignore[arg-type]
-    got = phase({"common": {"isGame": value}})
+    (event,), _ = decode([{"_T": "LogA", "common": {"isGame": value}}], Decoding.asked)
+    got = phase(event)
     assert got == general and type(got) is type(general)
 
 
@@ -76,16 +81,15 @@ def test_game_events_counted_whatever_the_shape_of_common() -> None:
         {"_T": "LogA"},
         {"no": "type", "common": {"isGame": 2}},
     ]
-    assert extract(events, MatchContext("m")).summary["game_event_count"] == 3
+    decoded, _ = decode(events, Decoding.asked)
+    assert extract(decoded, MatchContext("m")).summary["game_event_count"] == 3
 
 
 def test_decoded_events_carry_what_the_collectors_read() -> None:
     a, b = char("account.a", 1), char("account.b", 2)
-    h = damage(5, a, b, 10)
-    assert hit(h) == (h, phase(h), h["attacker"], h["victim"], body(h["attacker"]),
-                      body(h["victim"]))
-    p = position(6, a, 6)
-    assert sample(p) == (p, phase(p), p["character"], body(p["character"]))
+    (h, p), _ = decode([damage(5, a, b, 10), position(6, a, 6)], Decoding.asked)
+    assert hit(h) == (h, phase(h), h.attacker, h.victim, body(h.attacker), body(h.victim))
+    assert sample(p) == (p, phase(p), p.character, body(p.character))
     assert dict(DECODERS) == {"LogPlayerTakeDamage": hit, "LogPlayerPosition": sample}
 
 

@@ -36,7 +36,7 @@ def test_the_real_match_fits_the_typed_shapes(real_match_file: Path,
     read = read_telemetry(real_match_file, LIMITS)
     assert read.decode_path == TYPED
     assert len(read.events) == len(events)
-    assert [e.get("_T") for e in read.events] == [e.get("_T") for e in events]
+    assert [e._T for e in read.events] == [e["_T"] for e in events]
     run(events, path=TYPED)
     assert Decoding.taken == TYPED
 

@@ -20,9 +20,8 @@ import orjson
 import pytest
 
 from pewproc.telemetry.collectors.kills import KILLS
-from pewproc.telemetry.extract import extract
-from pewproc.telemetry.model import MatchContext, parse_time
-from pewproc.telemetry.reader import ReadLimits, read_telemetry
+from pewproc.telemetry.model import parse_time
+from pewproc.telemetry.reader import TYPED, ReadLimits, read_telemetry
 from pewproc.telemetry.synth import (
     PLANE_PHASE,
     generate_corpus,
@@ -30,6 +29,7 @@ from pewproc.telemetry.synth import (
     match_id_for,
     write_match,
 )
+from tests.telemetry.events import Decoding, run
 
 Event = dict[str, Any]
 KILL_TYPES = ("LogPlayerKillV2", "LogPlayerKill")
@@ -295,12 +295,12 @@ def test_corpus_layout(tmp_path: Path) -> None:
     for match_id, path in corpus:
         assert path == tmp_path / f"matchID={match_id}" / "raw.json.gz"
         events = read_telemetry(path, LIMITS).events
-        assert events[0]["MatchId"].endswith(match_id)
+        assert events[0].MatchId.endswith(match_id)
 
 
 def test_the_collectors_accept_it(match: list[Event]) -> None:
-    match_id = match[0]["MatchId"].rsplit(".", 1)[1]
-    extraction = extract(match, MatchContext(match_id))
+    extraction = run(match, path=TYPED)  # and the general path, which must agree
+    assert Decoding.taken == TYPED
     kill_events = kills(match)
     rows = extraction.tables["kills"]
     assert len(rows) == len(kill_events)

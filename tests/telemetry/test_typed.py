@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
+from pewproc.telemetry import typed as typed_module
+from pewproc.telemetry.collectors import COLLECTORS
+from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import GENERAL, TYPED, parse_events
 from pewproc.telemetry.synth import generate_match
 from pewproc.telemetry.typed import (
+    MAX_LEARNED_TYPES,
+    READ_TYPES,
+    UNREAD_TYPES,
     Character,
+    Common,
     DamageInfo,
     Event,
     GameState,
     Item,
+    Location,
     Point,
+    ReadEvent,
     decode_typed,
 )
 from tests.telemetry.events import char, damage, event, kill_v2, position
@@ -24,24 +35,37 @@ from tests.telemetry.events import char, damage, event, kill_v2, position
 A, B = char("account.a", 1, 10, 20), char("account.b", 2, 30, 40)
 
 
-INFOS = ("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo")
-ROLES = ("character", "attacker", "victim", "killer", "finisher", "dBNOMaker", "reviver",
-         "assistant")
+# The Struct each object below an event is decoded into.
+SHAPES: dict[str, type[msgspec.Struct]] = {
+    **dict.fromkeys(("character", "attacker", "victim", "killer", "finisher", "dBNOMaker",
+                     "reviver", "assistant"), Character),
+    "item": Item, "weapon": Item, "common": Common, "gameState": GameState,
+    **dict.fromkeys(("dBNODamageInfo", "finishDamageInfo", "killerDamageInfo"), DamageInfo),
+    "location": Location, **dict.fromkeys(("safetyZonePosition", "poisonGasWarningPosition"),
+                                          Point),
+}
 
 
-def projected(full: dict[str, Any]) -> dict[str, Any]:
-    """What the typed path keeps of an event: the declared keys, and of the objects below them
-    their declared keys (rosters and results whole)."""
-    out = {k: v for k, v in full.items() if k in Event.__annotations__}
-    for key, shape in (*((r, Character) for r in ROLES), ("item", Item), ("weapon", Item),
-                       *((k, DamageInfo) for k in INFOS), ("gameState", GameState)):
-        if out.get(key):
-            out[key] = {k: v for k, v in out[key].items() if k in shape.__annotations__}
-    if out.get("gameState"):
-        for key in ("safetyZonePosition", "poisonGasWarningPosition"):
-            if out["gameState"].get(key):
-                out["gameState"][key] = {k: v for k, v in out["gameState"][key].items()
-                                         if k in Point.__annotations__}
+def projected(full: dict[str, Any], shape: type[msgspec.Struct]) -> dict[str, Any]:
+    """What the typed path keeps of an object: its shape's keys, null or absent alike left out
+    (both read as None), and of the objects below them their shapes' keys (rosters and results
+    whole)."""
+    out = {}
+    for key, value in full.items():
+        if key not in shape.__struct_fields__ or value is None:
+            continue
+        below = SHAPES.get(key)
+        out[key] = projected(value, below) if below and isinstance(value, dict) else value
+    return out
+
+
+def plain(decoded: msgspec.Struct) -> dict[str, Any]:
+    """A decoded object's keys that hold something, objects below it made plain too."""
+    out = {}
+    for key in decoded.__struct_fields__:
+        value = getattr(decoded, key)
+        if value is not None:
+            out[key] = plain(value) if isinstance(value, msgspec.Struct) else value
     return out
 
 
@@ -50,10 +74,40 @@ def test_generated_matches_decode_typed_to_the_general_events_less_unread_keys()
     typed, path = parse_events(orjson.dumps(events), 10**6)
     assert path == TYPED
     assert len(typed) == len(events)
+    read_types = set(READ_TYPES)
     for got, full in zip(typed, events, strict=True):
-        expected = projected(full)
-        assert {k: v for k, v in got.items() if k in expected} == expected
-        assert all(type(got[k]) is type(v) for k, v in expected.items())
+        assert full["_T"] == got._T
+        shape = ReadEvent if full["_T"] in read_types else Event
+        assert isinstance(got, shape) and (shape is ReadEvent or type(got).__bases__ == (Event,))
+        expected = projected(full, shape)
+        assert plain(got) == expected
+        sorted_json = orjson.OPT_SORT_KEYS
+        assert orjson.dumps(plain(got), option=sorted_json) == orjson.dumps(  # 1 is not 1.0
+            expected, option=sorted_json)
+
+
+def test_every_type_a_collector_reads_is_decoded_in_full() -> None:
+    ctx = MatchContext("m")
+    handled = {t for cls in COLLECTORS for t in cls(ctx).handlers()}
+    assert handled == set(READ_TYPES)
+    assert not handled & set(UNREAD_TYPES)
+
+
+def test_a_type_nobody_knew_is_learned_and_decoded_typed() -> None:
+    new = f"LogNew{uuid.uuid4().hex}"
+    events = [event(new, 1, foo={"bar": [1, 2]}), event("LogPlayerLogin", 2)]
+    got, taken = parse_events(orjson.dumps(events), 10)
+    assert taken == TYPED
+    assert [e._T for e in got] == [new, "LogPlayerLogin"]
+    assert plain(got[0]) == {"common": {"isGame": 1.0}}
+
+
+def test_a_file_of_too_many_new_types_goes_the_general_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(typed_module._decoder, "learned", MAX_LEARNED_TYPES)
+    events = [event(f"LogNew{uuid.uuid4().hex}", 1)]
+    got, taken = parse_events(orjson.dumps(events), 10)
+    assert taken == GENERAL and got == events
 
 
 def _with(event_: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -92,7 +146,6 @@ def test_shapes_that_do_not_fit_go_the_general_way(path: tuple[str, ...], value:
 @pytest.mark.parametrize(
     "events",
     [
-        [event("LogSomethingNew", 1, foo={"bar": [1, 2]})],  # unknown types pass through
         [position(1, A, None)],  # null where a value may be null
         [_with(HIT, ("attacker",), None)],
         [kill_v2(3, B, killer=A)],
@@ -102,7 +155,7 @@ def test_shapes_that_do_not_fit_go_the_general_way(path: tuple[str, ...], value:
 def test_what_fits_decodes_typed(events: list[dict[str, Any]]) -> None:
     got, taken = parse_events(orjson.dumps(events), 10)
     assert taken == TYPED
-    assert [e.get("_T") for e in got] == [e.get("_T") for e in events]
+    assert [e._T for e in got] == [e["_T"] for e in events]
 
 
 def test_rosters_and_results_keep_every_key_of_their_entries() -> None:
@@ -111,9 +164,9 @@ def test_rosters_and_results_keep_every_key_of_their_entries() -> None:
     assert taken == TYPED
     for got, full in zip(typed, events, strict=True):
         if full["_T"] in ("LogMatchStart", "LogMatchEnd"):
-            assert got["characters"] == full["characters"]
+            assert got.characters == full["characters"]
         if full["_T"] == "LogMatchEnd":
-            assert got["gameResultOnFinished"] == full["gameResultOnFinished"]
+            assert got.gameResultOnFinished == full["gameResultOnFinished"]
 
 
 @pytest.mark.parametrize(
@@ -130,4 +183,4 @@ def test_roster_entries_read_as_the_general_path_reads_them(entry: Any, fits: bo
     data = orjson.dumps([start])
     (got,), taken = parse_events(data, 10)
     assert (taken == TYPED) is fits
-    assert got == orjson.loads(data)[0]
+    assert got.characters == [entry]

@@ -50,7 +50,7 @@ CIRCLE_POSITIONS = table(
 def _circle(position: Event | None, radius: float | None) -> Circle | None:
     if not position or not radius or radius <= 0:
         return None
-    x, y = position.get("x"), position.get("y")
+    x, y = position.x, position.y
     if x is None or y is None:
         return None
     return x / CM_PER_M, y / CM_PER_M, radius / CM_PER_M
@@ -71,11 +71,11 @@ class SafeZone:
         self.next: Circle | None = None
 
     def update(self, event: Event) -> None:
-        state = event.get("gameState")
+        state = event.gameState
         if state:
-            self.current = _circle(state.get("safetyZonePosition"), state.get("safetyZoneRadius"))
+            self.current = _circle(state.safetyZonePosition, state.safetyZoneRadius)
             self.next = _circle(
-                state.get("poisonGasWarningPosition"), state.get("poisonGasWarningRadius")
+                state.poisonGasWarningPosition, state.poisonGasWarningRadius
             )
 
 
@@ -107,7 +107,7 @@ class CirclePositions(Collector):
             to_edge = radius - to_centre
             outside = to_edge < 0
         next_x, next_y, next_radius = self.zone.next or _NO_CIRCLE
-        elapsed = event.get("elapsedTime")
+        elapsed = event.elapsedTime
         if elapsed.__class__ is not float and elapsed.__class__ is not int:
             elapsed = elapsed if isinstance(elapsed, (int, float)) else None
         self.rows.append(
@@ -115,7 +115,7 @@ class CirclePositions(Collector):
                 self.ctx.match_id,
                 account_id,
                 team_id,
-                parse_time(event.get("_D")),
+                parse_time(event._D),
                 at_phase,
                 elapsed,
                 x,

@@ -17,18 +17,18 @@ def actor(character: Event | None) -> tuple[str, int | None] | None:
     """(account id, team id) of a real character; None for absent ones and placeholders."""
     if not character:
         return None
-    account_id = character.get("accountId")
+    account_id = character.accountId
     if not account_id:
         return None
-    return account_id, character.get("teamId")
+    return account_id, character.teamId
 
 
 def in_game(event: Event) -> bool:
     """The match proper (isGame > 0: the plane and after); the lobby's scuffles do not count."""
-    common = event.get("common")
+    common = event.common
     if not common:
         return False
-    value = common.get("isGame")
+    value = common.isGame
     if value.__class__ is float or value.__class__ is int:  # isinstance of a union is slow
         return value > 0  # type: ignore[no-any-return]
     return isinstance(value, (int, float)) and value > 0
@@ -61,13 +61,13 @@ def is_teammate(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 def old_layout_assists(event: Event) -> tuple[str, ...]:
     """The assistant of a LogPlayerKill, as PUBG's assists count: older files name the killer
     himself there in most kills (suicides included), which is no assist."""
-    assistant = event.get("assistant")
-    account_id = assistant.get("accountId") if assistant else None
+    assistant = event.assistant
+    account_id = assistant.accountId if assistant else None
     if not account_id:
         return ()
     for role in ("killer", "victim"):
-        other = event.get(role)
-        if other and other.get("accountId") == account_id:
+        other = getattr(event, role)
+        if other and other.accountId == account_id:
             return ()
     return (account_id,)
 
@@ -80,20 +80,20 @@ Body = tuple[str, int | None, float | None, float | None, float | None]
 
 def body(character: Event | None) -> Body | None:
     """The character as a Body; None for absent characters and placeholders."""
-    account_id = character.get("accountId") if character else None
+    account_id = character.accountId if character else None
     if not account_id:
         return None
-    try:  # a complete location, as nearly all are: subscripts, no None tests
-        loc = character["location"]  # type: ignore[index]
-        return (account_id, character.get("teamId"),  # type: ignore[union-attr]
-                loc["x"] / CM_PER_M, loc["y"] / CM_PER_M, loc["z"] / CM_PER_M)
-    except (KeyError, TypeError):
-        pass
-    loc = character.get("location")  # type: ignore[union-attr]
-    x, y, z = (loc.get("x"), loc.get("y"), loc.get("z")) if loc else (None, None, None)
+    loc = character.location  # type: ignore[union-attr]
+    try:  # a complete location, as nearly all are: no None tests
+        return (account_id, character.teamId,  # type: ignore[union-attr]
+                loc.x / CM_PER_M, loc.y / CM_PER_M, loc.z / CM_PER_M)
+    except (AttributeError, TypeError):
+        if loc and not isinstance(loc, dict):  # neither an object nor null: odd, and fails
+            raise
+    x, y, z = (loc.x, loc.y, loc.z) if loc else (None, None, None)
     return (
         account_id,
-        character.get("teamId"),  # type: ignore[union-attr]
+        character.teamId,  # type: ignore[union-attr]
         x / CM_PER_M if x is not None else None,
         y / CM_PER_M if y is not None else None,
         z / CM_PER_M if z is not None else None,
@@ -110,13 +110,13 @@ Sample = tuple[Event, float | None, Event | None, Body | None]
 
 def hit(event: Event) -> Hit:
     """A LogPlayerTakeDamage as (event, phase, attacker, victim, attacker Body, victim Body)."""
-    attacker_c, victim_c = event.get("attacker"), event.get("victim")
+    attacker_c, victim_c = event.attacker, event.victim
     return event, phase(event), attacker_c, victim_c, body(attacker_c), body(victim_c)
 
 
 def sample(event: Event) -> Sample:
     """A LogPlayerPosition as (event, phase, character, its Body)."""
-    character = event.get("character")
+    character = event.character
     return event, phase(event), character, body(character)
 
 
@@ -217,7 +217,7 @@ def weapon_of(info: Event | None) -> str:
     """The weapon category of a damage info, or of an event that keeps those keys flat."""
     if not info:
         return "other"
-    return weapon_category(info.get("damageCauserName"), info.get("damageTypeCategory"))
+    return weapon_category(info.damageCauserName, info.damageTypeCategory)
 
 
 def identity(players: dict[str, Player], account_id: str,
@@ -227,5 +227,5 @@ def identity(players: dict[str, Player], account_id: str,
     if player is not None:
         return player.name, player.team_id
     if character:
-        return character.get("name"), character.get("teamId")
+        return character.name, character.teamId
     return None, None

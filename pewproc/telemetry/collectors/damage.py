@@ -71,8 +71,7 @@ class DamageEvents(Collector):
             return
         a_id, a_team, a_x, a_y, a_z = attacker or _NOBODY
         v_id, v_team, v_x, v_y, v_z = victim or _NOBODY
-        get = event.get
-        when, attack_id = get("_D"), get("attackId")
+        when, attack_id = event._D, event.attackId
         key = (when, attack_id, v_id)
         seq = self.hits_of[key] = self.hits_of.get(key, 0) + 1
         self.rows.append(
@@ -83,12 +82,12 @@ class DamageEvents(Collector):
                 attack_id,
                 a_id, a_team, a_x, a_y, a_z,
                 v_id, v_team, v_x, v_y, v_z,
-                victim_c.get("health") if victim_c else None,
-                get("damage"),
-                text(get("damageReason")),
-                text(get("damageTypeCategory")),
-                text(get("damageCauserName")),
-                get("isThroughPenetrableWall"),
+                victim_c.health if victim_c else None,
+                event.damage,
+                text(event.damageReason),
+                text(event.damageTypeCategory),
+                text(event.damageCauserName),
+                event.isThroughPenetrableWall,
                 # is_teammate of the two, both present (a Body always has an account id)
                 a_id is not None and v_id is not None and a_id != v_id
                 and a_team is not None and a_team == v_team,

@@ -238,7 +238,7 @@ class Fights(Collector):
         victim_id, victim_team, x, y, _ = victim
         if x is None or y is None:
             return
-        at = parse_time(event.get("_D"))
+        at = parse_time(event._D)
         if at is None:
             return
         if attacker_x is not None and attacker_y is not None:
@@ -254,14 +254,14 @@ class Fights(Collector):
         # the cheapest test.
         event, at_phase, _, _, attacker, victim = hit
         if attacker is not None and victim is not None and attacker[1] != victim[1]:
-            self._note(event, at_phase, HIT, attacker, victim, event.get("damage") or 0.0)
+            self._note(event, at_phase, HIT, attacker, victim, event.damage or 0.0)
 
     def on_knock(self, event: Event) -> None:
-        self._note(event, phase(event), KNOCK, body(event.get("attacker")),
-                   body(event.get("victim")), 0.0)
+        self._note(event, phase(event), KNOCK, body(event.attacker),
+                   body(event.victim), 0.0)
 
     def on_kill(self, event: Event) -> None:
-        self._note(event, phase(event), KILL, body(event.get("killer")), body(event.get("victim")),
+        self._note(event, phase(event), KILL, body(event.killer), body(event.victim),
                    0.0)
 
     def finish(self) -> dict[str, list[Row]]:

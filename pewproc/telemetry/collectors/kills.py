@@ -78,13 +78,13 @@ _NO_DAMAGE = (None,) * len(_DAMAGE_COLUMNS)
 def character_cells(character: Event | None) -> tuple[Any, ...]:
     """The role columns of a character; a character without an account id counts as absent.
     Read in place (four roles a kill, two a knock), not through model's one-key readers."""
-    account_id = character.get("accountId") if character else None
+    account_id = character.accountId if character else None
     if not account_id:
         return _NO_ROLE
-    get = character.get  # type: ignore[union-attr]
     x, y, z = location_m(character)
-    places = get("zone")  # zones()
-    return (account_id, get("name"), get("teamId"), x, y, z, ",".join(places) if places else None)
+    places = character.zone  # zones()
+    return (account_id, character.name, character.teamId, x, y, z,
+            ",".join(places) if places else None)
 
 
 def damage_cells(info: Event | None) -> tuple[Any, ...]:
@@ -93,11 +93,11 @@ def damage_cells(info: Event | None) -> tuple[Any, ...]:
     if not info:
         return _NO_DAMAGE
     return (
-        text(info.get("damageReason")),
-        text(info.get("damageTypeCategory")),
-        text(info.get("damageCauserName")),
-        cm_to_m(info.get("distance")),
-        info.get("isThroughPenetrableWall"),
+        text(info.damageReason),
+        text(info.damageTypeCategory),
+        text(info.damageCauserName),
+        cm_to_m(info.distance),
+        info.isThroughPenetrableWall,
     )
 
 
@@ -106,7 +106,7 @@ def cause_of_death(*infos: Event | None) -> Event | None:
     fall) has an empty `killerDamageInfo` in the current layout; its cause is in
     `finishDamageInfo` and `dBNODamageInfo`, as it is in the old layout's flat keys."""
     for info in infos:
-        if info and text(info.get("damageTypeCategory")):
+        if info and text(info.damageTypeCategory):
             return info
     return infos[0]
 
@@ -127,35 +127,35 @@ class Kills(Collector):
         }
 
     def on_knock(self, event: Event) -> None:
-        dbno_id = event.get("dBNOId")
+        dbno_id = event.dBNOId
         if dbno_id is not None and dbno_id != -1:
             self.knocks[dbno_id] = event
 
     def on_kill_v2(self, event: Event) -> None:
-        victim, killer = event.get("victim"), event.get("killer")
+        victim, killer = event.victim, event.killer
         self._add(
             event,
             "v2",
-            knocker=event.get("dBNOMaker"),
-            knock_info=event.get("dBNODamageInfo"),
-            finisher=event.get("finisher"),
-            finish_info=event.get("finishDamageInfo"),
+            knocker=event.dBNOMaker,
+            knock_info=event.dBNODamageInfo,
+            finisher=event.finisher,
+            finish_info=event.finishDamageInfo,
             killer=killer,
-            kill_info=cause_of_death(event.get("killerDamageInfo"), event.get("finishDamageInfo"),
-                                     event.get("dBNODamageInfo")),
-            assists=event.get("assists_AccountId") or (),
-            team_killers=event.get("teamKillers_AccountId") or (),
-            suicide=bool(event.get("isSuicide"))
+            kill_info=cause_of_death(event.killerDamageInfo, event.finishDamageInfo,
+                                     event.dBNODamageInfo),
+            assists=event.assists_AccountId or (),
+            team_killers=event.teamKillers_AccountId or (),
+            suicide=bool(event.isSuicide)
             or (account(killer) is not None and account(killer) == account(victim)),
         )
 
     def on_kill_v1(self, event: Event) -> None:
-        victim, killer = event.get("victim"), event.get("killer")
-        knock = self.knocks.get(event.get("dBNOId"))  # type: ignore[arg-type]
+        victim, killer = event.victim, event.killer
+        knock = self.knocks.get(event.dBNOId)  # type: ignore[arg-type]
         self._add(
             event,
             "v1",
-            knocker=knock.get("attacker") if knock else None,
+            knocker=knock.attacker if knock else None,
             knock_info=knock,  # the damage keys are flat in both events
             finisher=killer,
             finish_info=event,
@@ -169,7 +169,7 @@ class Kills(Collector):
     def _add(self, event: Event, layout: str, *, knocker: Event | None, knock_info: Event | None,
              finisher: Event | None, finish_info: Event | None, killer: Event | None,
              kill_info: Event | None, assists: Any, team_killers: Any, suicide: bool) -> None:
-        victim = event.get("victim")
+        victim = event.victim
         victim_id, killer_id = account(victim), account(killer) or None
         killer_team = team(killer)
         team_kill = bool(killer_id and killer_id in team_killers) or (
@@ -181,14 +181,14 @@ class Kills(Collector):
         self.rows.append(
             (
                 self.ctx.match_id,
-                parse_time(event.get("_D")),
+                parse_time(event._D),
                 phase(event),
                 layout,
-                event.get("attackId"),
-                event.get("dBNOId"),
+                event.attackId,
+                event.dBNOId,
                 *character_cells(victim),
                 is_bot(victim_id),
-                text(event.get("victimWeapon")),
+                text(event.victimWeapon),
                 *character_cells(knocker),
                 *(damage_cells(knock_info) if knocker and account(knocker) else _NO_DAMAGE),
                 *character_cells(finisher),

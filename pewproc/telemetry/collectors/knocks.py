@@ -176,7 +176,7 @@ class _Knock:
         self.attacker = attacker
         self.victim = victim
         self.distance_m = distance_m
-        dbno_id = event.get("dBNOId")
+        dbno_id = event.dBNOId
         self.dbno_id = dbno_id if dbno_id != -1 else None
         # whether it counts for the knocker's player_finishing row
         self.counts = bool(
@@ -227,7 +227,7 @@ class Knocks(Collector):
             team = self.seen.get(team_id)
             if team is None:
                 team = self.seen[team_id] = {}
-            team[account_id] = (x, y, event.get("_D"))
+            team[account_id] = (x, y, event._D)
 
     def _see(self, who: Body | None, when: str | None) -> None:
         """Note where a player was (`on_position` does the same inline)."""
@@ -254,24 +254,24 @@ class Knocks(Collector):
         return proximity_cells(distances)
 
     def on_knock(self, event: Event) -> None:
-        attacker_c, victim_c = event.get("attacker"), event.get("victim")
+        attacker_c, victim_c = event.attacker, event.victim
         attacker_b, victim_b = body(attacker_c), body(victim_c)
         attacker = attacker_b[:2] if attacker_b else None  # actor(), from the Body
         victim = victim_b[:2] if victim_b else None
-        at, when = parse_time(event.get("_D")), event.get("_D")
+        at, when = parse_time(event._D), event._D
         info = damage_cells(event)  # the damage keys are flat in a knock
         cells = (
             self.ctx.match_id,
             at,
             phase(event),
-            event.get("attackId"),
-            event.get("dBNOId"),
+            event.attackId,
+            event.dBNOId,
             *character_cells(attacker_c),
             is_bot(attacker[0]) if attacker else None,
             *character_cells(victim_c),
             is_bot(victim[0]) if victim else None,
             *info,
-            event.get("isAttackerInVehicle"),
+            event.isAttackerInVehicle,
             bool(attacker and victim and is_teammate(attacker, victim)),
         )
         # Both sides where the knock itself puts them first: for a team knock, each is the
@@ -290,7 +290,7 @@ class Knocks(Collector):
 
     def _close(self, event: Event, victim: tuple[str, int | None] | None) -> _Knock | None:
         """The open knock an event ends, by dBNOId, else the victim's open knock; forgotten."""
-        knock = self.open_by_id.get(event.get("dBNOId"))  # type: ignore[arg-type]
+        knock = self.open_by_id.get(event.dBNOId)  # type: ignore[arg-type]
         if knock is None and victim:
             knock = self.open_by_victim.get(victim[0])
         if knock is None:
@@ -302,30 +302,30 @@ class Knocks(Collector):
         return knock
 
     def on_revive(self, event: Event) -> None:
-        victim_c, reviver_c = event.get("victim"), event.get("reviver")
+        victim_c, reviver_c = event.victim, event.reviver
         knock = self._close(event, actor(victim_c))
         if knock is not None:
-            knock.outcome, knock.outcome_at = "revived", parse_time(event.get("_D"))
+            knock.outcome, knock.outcome_at = "revived", parse_time(event._D)
             knock.ended_by = actor(reviver_c)
         for character in (victim_c, reviver_c):
-            self._see(body(character), event.get("_D"))
+            self._see(body(character), event._D)
 
     def on_kill_v2(self, event: Event) -> None:
-        self._on_kill(event, event.get("finisher") or event.get("killer"))
+        self._on_kill(event, event.finisher or event.killer)
 
     def on_kill_v1(self, event: Event) -> None:
-        self._on_kill(event, event.get("killer"))
+        self._on_kill(event, event.killer)
 
     def _on_kill(self, event: Event, finisher_c: Event | None) -> None:
-        victim = actor(event.get("victim"))
+        victim = actor(event.victim)
         finisher = actor(finisher_c)
         knock = self._close(event, victim)
         if knock is not None:
             knock.outcome = _kill_outcome(knock, finisher)
-            knock.outcome_at = parse_time(event.get("_D"))
+            knock.outcome_at = parse_time(event._D)
             knock.ended_by = finisher
         elif (
-            event.get("dBNOId", -1) in (-1, None)
+            event.dBNOId in (-1, None)
             and finisher and victim and is_enemy(finisher, victim)
             and not is_bot(finisher[0]) and in_game(event)
         ):
@@ -333,10 +333,10 @@ class Knocks(Collector):
             self.characters.setdefault(finisher[0], finisher_c)  # type: ignore[arg-type]
         if victim:
             (self.seen.get(victim[1]) or {}).pop(victim[0], None)  # the dead have no position
-        self._see(body(finisher_c), event.get("_D"))
+        self._see(body(finisher_c), event._D)
 
     def on_end(self, event: Event) -> None:
-        self.ended_at = parse_time(event.get("_D"))
+        self.ended_at = parse_time(event._D)
 
     def finish(self) -> dict[str, list[Row]]:
         rows = []

@@ -7,6 +7,7 @@ knocked, at health 0 with the first landing's distance: a landing at health 0 is
 
 from __future__ import annotations
 
+from pewproc.telemetry.general import Fields
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -37,7 +38,7 @@ LANDINGS = table(
 )
 
 
-_NO_CHARACTER: Event = {}
+_NO_CHARACTER = Fields()  # every key absent
 
 
 class Landings(Collector):
@@ -54,27 +55,26 @@ class Landings(Collector):
     def on_landing(self, event: Event) -> None:
         # model's one-key readers (account, name, team, zones) read in place: an absent
         # character reads as an empty one.
-        character = event.get("character") or _NO_CHARACTER
+        character = event.character or _NO_CHARACTER
         now = health(character)
         if now is not None and now <= 0:
             return  # an echo: PUBG re-emits the landing of a landed player when they are knocked
-        get = character.get
-        account_id = get("accountId")
+        account_id = character.accountId
         seq = self.seen[account_id] = self.seen.get(account_id, 0) + 1
-        places = get("zone")
+        places = character.zone
         self.rows.append(
             (
                 self.ctx.match_id,
                 seq,
                 account_id,
-                get("name"),
-                get("teamId"),
+                character.name,
+                character.teamId,
                 is_bot(account_id),
-                parse_time(event.get("_D")),
+                parse_time(event._D),
                 phase(event),
                 *location_m(character),
                 ",".join(places) if places else None,
-                event.get("distance"),
+                event.distance,
             )
         )
 

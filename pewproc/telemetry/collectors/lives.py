@@ -25,11 +25,11 @@ class Lives(Collector):
         }
 
     def on_kill(self, event: Event) -> None:
-        victim = event.get("victim")
-        account_id = victim.get("accountId") if victim else None
+        victim = event.victim
+        account_id = victim.accountId if victim else None
         if account_id:
-            self.ctx.dead[account_id] = (victim.get("teamId"),  # type: ignore[union-attr]
-                                         parse_time(event.get("_D")))
+            self.ctx.dead[account_id] = (victim.teamId,  # type: ignore[union-attr]
+                                         parse_time(event._D))
 
     def on_position(self, sample: Sample) -> None:
         # Once per sample: one dict lookup unless the player is dead.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pewproc.telemetry.general import as_fields
 from pewproc.telemetry.model import Collector, Event, Handler, Row, is_bot, parse_time, text
 
 
@@ -25,8 +26,8 @@ def parse_match_definition(match_id: str | None) -> tuple[str | None, str | None
 def match_kind_of(events: list[Event]) -> str | None:
     """The kind of match, from the LogMatchDefinition among the first events."""
     for event in events[:50]:
-        if event.get("_T") == "LogMatchDefinition":
-            return parse_match_definition(event.get("MatchId"))[0]
+        if event._T == "LogMatchDefinition":
+            return parse_match_definition(event.MatchId)[0]
     return None
 
 
@@ -36,7 +37,7 @@ def is_match(events: list[Event]) -> bool:
     events, so this stops early; only a file that is no match is read to its end."""
     missing = set(_MATCH_MARKERS)
     for event in events:
-        missing.discard(event.get("_T"))  # type: ignore[arg-type]
+        missing.discard(event._T)  # type: ignore[arg-type]
         if not missing:
             return True
     return False
@@ -48,9 +49,9 @@ _MATCH_MARKERS = frozenset({"LogMatchDefinition", "LogMatchStart"})
 def _characters(event: Event) -> list[Event]:
     """LogMatchStart/End list plain characters (old files) or wrappers {character, ...} (new)."""
     out = []
-    for item in event.get("characters") or ():
+    for item in as_fields(event.characters) or ():
         if item:
-            inner = item.get("character")
+            inner = item.character
             out.append(inner if isinstance(inner, dict) else item)
     return out
 
@@ -73,32 +74,32 @@ class MatchSummary(Collector):
         }
 
     def on_definition(self, event: Event) -> None:
-        kind, mode = parse_match_definition(event.get("MatchId"))
+        kind, mode = parse_match_definition(event.MatchId)
         self.fields["match_kind"] = kind
         self.fields["game_mode"] = mode
 
     def on_start(self, event: Event) -> None:
-        self.fields["map_name"] = text(event.get("mapName"))
-        self.fields["team_size"] = event.get("teamSize")
-        self.fields["is_custom"] = event.get("isCustomGame")
-        self.fields["started_at"] = parse_time(event.get("_D"))
+        self.fields["map_name"] = text(event.mapName)
+        self.fields["team_size"] = event.teamSize
+        self.fields["is_custom"] = event.isCustomGame
+        self.fields["started_at"] = parse_time(event._D)
         self.start_characters = _characters(event)
         for character in self.start_characters:
             self.ctx.note_player(character)
 
     def on_end(self, event: Event) -> None:
-        self.fields["ended_at"] = parse_time(event.get("_D"))
+        self.fields["ended_at"] = parse_time(event._D)
         for character in _characters(event):
             self.ctx.note_player(character)
 
     def on_create(self, event: Event) -> None:
-        character = event.get("character")
+        character = event.character
         if character:
             self.created.append(character)
 
     def on_state(self, event: Event) -> None:
-        state = event.get("gameState") or {}
-        teams = state.get("numStartTeams")
+        state = event.gameState
+        teams = state.numStartTeams if state else None
         if teams and self.teams_from_state is None:
             self.teams_from_state = teams
 

@@ -29,6 +29,7 @@ from pewproc.telemetry.collectors.common import (
     weapon_category,
     weapon_of,
 )
+from pewproc.telemetry.general import as_fields
 from pewproc.telemetry.model import (
     Collector,
     Event,
@@ -198,9 +199,8 @@ class PlayerStats(Collector):
             return
         victim_id, victim_team = victim[0], victim[1]
         attacker_id, attacker_team = (attacker[0], attacker[1]) if attacker else (None, None)
-        get = event.get
-        damage = get("damage") or 0.0
-        category = get("damageTypeCategory")
+        damage = event.damage or 0.0
+        category = event.damageTypeCategory
         players = self.players
         if (  # is_enemy
             attacker_id and attacker_id != victim_id and attacker_team is not None
@@ -208,7 +208,7 @@ class PlayerStats(Collector):
         ):
             dealer = players.get(attacker_id) or self._player(attacker_id, attacker_c)
             if dealer is not None:
-                weapon = weapon_category(get("damageCauserName"), category)
+                weapon = weapon_category(event.damageCauserName, category)
                 figures = dealer.weapon(weapon)
                 figures[_DAMAGE] += damage
                 figures[_HITS] += 1
@@ -221,9 +221,9 @@ class PlayerStats(Collector):
             taker.taken[source] += damage
 
     def on_knock(self, event: Event) -> None:
-        attacker_c = event.get("attacker")
-        attacker, victim = actor(attacker_c), actor(event.get("victim"))
-        dbno_id = event.get("dBNOId")
+        attacker_c = event.attacker
+        attacker, victim = actor(attacker_c), actor(event.victim)
+        dbno_id = event.dBNOId
         if attacker and dbno_id is not None and dbno_id != -1:
             self.knockers[dbno_id] = attacker
         if attacker and victim and is_enemy(attacker, victim) and in_game(event):
@@ -235,27 +235,27 @@ class PlayerStats(Collector):
     def on_kill_v2(self, event: Event) -> None:
         self._kill(
             event,
-            killer_c=event.get("killer"),
-            info=event.get("killerDamageInfo"),
-            finisher=actor(event.get("finisher") or event.get("killer")),
-            knocker=actor(event.get("dBNOMaker")),
-            assists=event.get("assists_AccountId") or (),
+            killer_c=event.killer,
+            info=event.killerDamageInfo,
+            finisher=actor(event.finisher or event.killer),
+            knocker=actor(event.dBNOMaker),
+            assists=event.assists_AccountId or (),
         )
 
     def on_kill_v1(self, event: Event) -> None:
         self._kill(
             event,
-            killer_c=event.get("killer"),
+            killer_c=event.killer,
             info=event,
-            finisher=actor(event.get("killer")),
-            knocker=self.knockers.get(event.get("dBNOId")),  # type: ignore[arg-type]
+            finisher=actor(event.killer),
+            knocker=self.knockers.get(event.dBNOId),  # type: ignore[arg-type]
             assists=old_layout_assists(event),
         )
 
     def _kill(self, event: Event, *, killer_c: Event | None, info: Event | None,
               finisher: tuple[str, int | None] | None, knocker: tuple[str, int | None] | None,
               assists: Any) -> None:
-        victim = actor(event.get("victim"))
+        victim = actor(event.victim)
         if victim is None:
             return
         dead = self.players.get(victim[0])
@@ -285,24 +285,24 @@ class PlayerStats(Collector):
                 stealer.killsteals += 1
 
     def on_item_use(self, event: Event) -> None:
-        item = event.get("item")
-        item_id = item.get("itemId") if item else None
+        item = event.item
+        item_id = item.itemId if item else None
         if not item_id or not in_game(event):
             return
         heal, boost = item_id.startswith("Item_Heal_"), item_id.startswith("Item_Boost_")
-        character = event.get("character")
+        character = event.character
         if (heal or boost) and character:
-            player = self._player(character.get("accountId"), character)
+            player = self._player(character.accountId, character)
             if player is not None:
                 player.heals += heal
                 player.boosts += boost
 
     def _throw(self, event: Event, counter: Counter[tuple[str, str]]) -> None:
-        weapon, attacker_c = event.get("weapon"), event.get("attacker")
-        item_id = weapon.get("itemId") if weapon else None
+        weapon, attacker_c = event.weapon, event.attacker
+        item_id = weapon.itemId if weapon else None
         if not item_id or item_id in NOVELTY_THROWABLES or not in_game(event):
             return
-        account_id = attacker_c.get("accountId") if attacker_c else None
+        account_id = attacker_c.accountId if attacker_c else None
         if self._player(account_id, attacker_c) is not None:
             counter[(account_id, item_id)] += 1  # type: ignore[index]
 
@@ -310,8 +310,8 @@ class PlayerStats(Collector):
         self._throw(event, self.thrown)
 
     def on_attack(self, event: Event) -> None:
-        weapon = event.get("weapon")
-        if weapon and weapon.get("subCategory") == "Throwable":
+        weapon = event.weapon
+        if weapon and weapon.subCategory == "Throwable":
             self._throw(event, self.thrown_attacks)
 
     def on_position(self, sample: Sample) -> None:
@@ -324,23 +324,23 @@ class PlayerStats(Collector):
             return
         account_id, _, x, y, _ = who
         if x is None or y is None:  # a partial location still makes a human a player
-            if character.get("location"):  # type: ignore[union-attr]
+            if character.location:  # type: ignore[union-attr]
                 self._player(account_id, character)
             return
         player = self.players.get(account_id) or self._player(account_id, character)
         if player is not None:
             to_centre = hypot(x - circle[0], y - circle[1])
-            player.sample(event.get("elapsedTime"), to_centre, circle[2] - to_centre)
+            player.sample(event.elapsedTime, to_centre, circle[2] - to_centre)
 
     def on_end(self, event: Event) -> None:
-        result = event.get("gameResultOnFinished") or {}
-        for entry in result.get("results") or ():
-            if entry and entry.get("accountId") and isinstance(entry.get("rank"), int):
-                self.ranks[entry["accountId"]] = entry["rank"]
-        for item in event.get("characters") or ():
-            character = (item.get("character") or item) if item else None
-            if character and character.get("accountId") and character.get("ranking"):
-                self.ranks.setdefault(character["accountId"], character["ranking"])
+        result = as_fields(event.gameResultOnFinished)
+        for entry in (result.results if result else None) or ():
+            if entry and entry.accountId and isinstance(entry.rank, int):
+                self.ranks[entry.accountId] = entry.rank
+        for item in as_fields(event.characters) or ():
+            character = (item.character or item) if item else None
+            if character and character.accountId and character.ranking:
+                self.ranks.setdefault(character.accountId, character.ranking)
 
     def finish(self) -> dict[str, list[Row]]:
         # Recent files log a throw both as LogPlayerUseThrowable and LogPlayerAttack: trust the
