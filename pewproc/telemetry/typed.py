@@ -27,12 +27,17 @@ and decodes again, so a new type costs one scan of the file, once per process.
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import re
 import threading
 from typing import Annotated, Any, ClassVar
 
 import msgspec
+
+from pewproc.text import printable
+
+log = logging.getLogger(__name__)
 
 # orjson's integers are 64 bits; past them it gives a float. msgspec's bounds stop at int64.
 Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -218,6 +223,8 @@ class _Decoder:
             self.known |= new
             self.learned += len(new)
             self.decoder = self._build()
+        log.info("event types not known before, now decoded typed (unread): %s",
+                 ", ".join(printable(t) for t in sorted(new)))
         return True
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from typing import Any
 
@@ -93,11 +94,14 @@ def test_every_type_a_collector_reads_is_decoded_in_full() -> None:
     assert not handled & set(UNREAD_TYPES)
 
 
-def test_a_type_nobody_knew_is_learned_and_decoded_typed() -> None:
+def test_a_type_nobody_knew_is_learned_and_decoded_typed(
+        caplog: pytest.LogCaptureFixture) -> None:
     new = f"LogNew{uuid.uuid4().hex}"
     events = [event(new, 1, foo={"bar": [1, 2]}), event("LogPlayerLogin", 2)]
-    got, taken = parse_events(orjson.dumps(events), 10)
+    with caplog.at_level(logging.INFO, logger="pewproc.telemetry.typed"):
+        got, taken = parse_events(orjson.dumps(events), 10)
     assert taken == TYPED
+    assert new in caplog.text
     assert [e._T for e in got] == [new, "LogPlayerLogin"]
     assert plain(got[0]) == {"common": {"isGame": 1.0}}
 
