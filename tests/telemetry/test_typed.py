@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import orjson
@@ -13,12 +13,14 @@ import pytest
 
 from pewproc.telemetry import typed as typed_module
 from pewproc.telemetry.collectors import COLLECTORS
+from pewproc.telemetry.extract import extract
+from pewproc.telemetry.general import Fields
 from pewproc.telemetry.model import MatchContext
 from pewproc.telemetry.reader import GENERAL, TYPED, parse_events
 from pewproc.telemetry.synth import generate_match
 from pewproc.telemetry.typed import (
     MAX_LEARNED_TYPES,
-    READ_TYPES,
+    READ_SHAPES,
     UNREAD_TYPES,
     Character,
     Common,
@@ -28,7 +30,6 @@ from pewproc.telemetry.typed import (
     Item,
     Location,
     Point,
-    ReadEvent,
     decode_typed,
 )
 from tests.telemetry.events import char, damage, event, kill_v2, position
@@ -75,11 +76,10 @@ def test_generated_matches_decode_typed_to_the_general_events_less_unread_keys()
     typed, path = parse_events(orjson.dumps(events), 10**6)
     assert path == TYPED
     assert len(typed) == len(events)
-    read_types = set(READ_TYPES)
     for got, full in zip(typed, events, strict=True):
         assert full["_T"] == got._T
-        shape = ReadEvent if full["_T"] in read_types else Event
-        assert isinstance(got, shape) and (shape is ReadEvent or type(got).__bases__ == (Event,))
+        shape = READ_SHAPES.get(full["_T"], Event)
+        assert type(got).__bases__ == (shape,)
         expected = projected(full, shape)
         assert plain(got) == expected
         sorted_json = orjson.OPT_SORT_KEYS
@@ -90,8 +90,37 @@ def test_generated_matches_decode_typed_to_the_general_events_less_unread_keys()
 def test_every_type_a_collector_reads_is_decoded_in_full() -> None:
     ctx = MatchContext("m")
     handled = {t for cls in COLLECTORS for t in cls(ctx).handlers()}
-    assert handled == set(READ_TYPES)
+    assert handled == set(READ_SHAPES)
     assert not handled & set(UNREAD_TYPES)
+
+
+class _Recorder(Fields):
+    """General-path events that note every key a collector reads of them, by event type."""
+
+    __slots__ = ()
+    reads: ClassVar[set[tuple[Any, str]]] = set()
+
+    def __getattr__(self, key: str) -> Any:
+        _Recorder.reads.add((self.get("_T"), key))
+        return super().__getattr__(key)
+
+
+@pytest.mark.parametrize("kill_layout", ["v2", "v1"])
+def test_every_key_a_collector_reads_of_an_event_is_declared_for_its_type(
+        kill_layout: str) -> None:
+    _Recorder.reads = set()
+    for seed in (1, 2, 3):
+        events = generate_match(seed, players=24, team_size=2, duration_s=900, bots=4,
+                                kill_layout=kill_layout)
+        extract([_Recorder(e) for e in events], MatchContext("m"))
+    read_of: dict[str, set[str]] = {}
+    for event_type, key in _Recorder.reads:
+        read_of.setdefault(event_type, set()).add(key)
+    assert set(read_of) >= set(READ_SHAPES) - {"LogPlayerKill" if kill_layout == "v2"
+                                               else "LogPlayerKillV2"}
+    for event_type, keys in read_of.items():
+        shape = READ_SHAPES.get(event_type, Event)
+        assert keys - {"_T"} <= set(shape.__struct_fields__), event_type
 
 
 def test_a_type_nobody_knew_is_learned_and_decoded_typed(
