@@ -30,12 +30,12 @@ FILE_FIGURES = [
     "child.rss_baseline_bytes", "child.rss_peak_bytes", "child.rss_peak_after_all_bytes",
     "rss_parse_only_peak_bytes", "rss_parse_only_baseline_bytes",
     "ratios.cpu_vs_floor", "ratios.cpu_vs_floor_gc_on", "ratios.extract_vs_parse",
-    "ratios.rss_vs_parse_only", "floor.cpu_gc_off_s", "floor.parse_gc_off_cpu_s",
+    "ratios.rss_vs_parse_only", "ratios.rss_match_vs_parse_only", "floor.cpu_gc_off_s", "floor.parse_gc_off_cpu_s",
     "events", "file_bytes", "json_bytes", "rows",
 ]
 SUMMARY_FIGURES = [
     "events_per_match", "cpu_vs_floor", "cpu_vs_floor_gc_on", "extract_vs_parse",
-    "rss_vs_parse_only",
+    "rss_vs_parse_only", "rss_match_vs_parse_only",
     "rss_child_peak_bytes", "rss_parse_only_peak_bytes", "floor_per_match_s.cpu_s",
     *(f"cpu_per_match_s.{s}" for s in (*STAGES, "total")),
 ]
@@ -108,6 +108,7 @@ def test_bench_reports_every_figure_for_a_tiny_corpus(settings: Settings, tmp_pa
     assert [f["child"]["decode_path"] for f in report["files"]] == ["typed", "typed"]
     assert report["summary"]["fallback_files"] == 0 and report["summary"]["fallback_share"] == 0
     assert "0 of 2 files took the general decoding path" in result.output
+    assert "above the modules both import first" in result.output
     assert all(r["corpus"]["fallbacks"] == 0 for mode in modes.values() for r in mode["runs"])
 
     # And every performance target is reported; pool=2 was not run, so those are not measured
