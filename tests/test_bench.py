@@ -30,7 +30,8 @@ FILE_FIGURES = [
     "child.rss_baseline_bytes", "child.rss_peak_bytes", "child.rss_peak_after_all_bytes",
     "rss_parse_only_peak_bytes", "rss_parse_only_baseline_bytes",
     "ratios.cpu_vs_floor", "ratios.cpu_vs_floor_gc_on", "ratios.extract_vs_parse",
-    "ratios.rss_vs_parse_only", "ratios.rss_match_vs_parse_only", "floor.cpu_gc_off_s", "floor.parse_gc_off_cpu_s",
+    "ratios.rss_vs_parse_only", "ratios.rss_match_vs_parse_only", "floor.cpu_gc_off_s",
+    "floor.parse_gc_off_cpu_s",
     "events", "file_bytes", "json_bytes", "rows",
 ]
 SUMMARY_FIGURES = [

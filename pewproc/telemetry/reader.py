@@ -20,7 +20,7 @@ from isal import isal_zlib
 from pewproc.errors import TelemetryError, TransientError
 from pewproc.settings import Settings
 from pewproc.telemetry.general import general_events
-from pewproc.telemetry.typed import decode_typed
+from pewproc.telemetry.typed import decode_each, decode_typed
 
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_GZIP_LAYERS = 3
@@ -178,12 +178,19 @@ TYPED, GENERAL = "typed", "general"
 
 
 def parse_events(data: bytes, max_events: int, *, typed: bool = True
-                 ) -> tuple[list[dict[str, Any]], str]:
-    """The events, and the path that decoded them: typed (`telemetry.typed`) when the file fits
-    its shapes, else general, `orjson.loads` of everything, which also names what is wrong."""
-    events: Any = decode_typed(data) if typed else None
-    if events is not None:
-        return _checked(events, max_events), TYPED
+                 ) -> tuple[list[Any], str]:
+    """The events, and the path that decoded them: typed (`telemetry.typed`) when the whole file
+    fits its shapes; else general, where the events that fit are still decoded typed and the
+    others parsed by orjson (`typed.decode_each`). A file that is no JSON array of objects, or
+    `typed` False (every key of every event, for tools that look at more than the collectors
+    read), is parsed by `orjson.loads` alone, which also names what is wrong."""
+    if typed:
+        events: Any = decode_typed(data)
+        if events is not None:
+            return _checked(events, max_events), TYPED
+        events = decode_each(data)
+        if events is not None:
+            return _checked(events, max_events), GENERAL
     try:
         events = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

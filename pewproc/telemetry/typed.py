@@ -34,7 +34,9 @@ import threading
 from typing import Annotated, Any, ClassVar
 
 import msgspec
+import orjson
 
+from pewproc.telemetry.general import Fields
 from pewproc.text import printable
 
 log = logging.getLogger(__name__)
@@ -227,11 +229,12 @@ class _Decoder:
         self.known = {*READ_SHAPES, *UNREAD_TYPES}
         self.learned = 0
         self.lock = threading.Lock()
-        self.decoder = self._build()
+        self._build()
 
-    def _build(self) -> msgspec.json.Decoder[list[Event]]:
+    def _build(self) -> None:
         union = functools.reduce(operator.or_, self.classes)
-        return msgspec.json.Decoder(list[union])  # type: ignore[valid-type]
+        self.decoder = msgspec.json.Decoder(list[union])  # type: ignore[valid-type]
+        self.single = msgspec.json.Decoder(union)
 
     def decode(self, data: bytes) -> list[Event] | None:
         try:
@@ -259,16 +262,51 @@ class _Decoder:
             self.classes += [_event_class(t, Event) for t in sorted(new)]
             self.known |= new
             self.learned += len(new)
-            self.decoder = self._build()
+            self._build()
         log.info("event types not known before, now decoded typed (unread): %s",
                  ", ".join(printable(t) for t in sorted(new)))
         return True
 
 
+    def decode_each(self, data: bytes) -> list[Event | Fields] | None:
+        """Each event typed where it fits its shape, else as `Fields` of its general parse."""
+        try:
+            raws = _RAW_EVENTS.decode(data)
+        except msgspec.DecodeError:
+            return None
+        single = self.single.decode
+        events: list[Event | Fields] = []
+        append = events.append
+        for raw in raws:
+            try:
+                append(single(raw))
+                continue
+            except msgspec.DecodeError:
+                pass
+            try:
+                event = orjson.loads(memoryview(raw))
+            except orjson.JSONDecodeError:
+                return None
+            if event.__class__ is not dict:
+                return None
+            append(Fields(event))
+        return events
+
+
+_RAW_EVENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _decoder = _Decoder()
 
 
 def decode_typed(data: bytes) -> list[Event] | None:
     """The events as the collectors read them; None when the file does not fit the shapes (or
-    is no JSON array of objects at all): the general path then reads it, and reports why."""
+    is no JSON array of objects at all)."""
     return _decoder.decode(data)
+
+
+def decode_each(data: bytes) -> list[Event | Fields] | None:
+    """For a file that does not fit as a whole: every event that fits its shape decoded typed,
+    the others parsed the general way and read through `Fields`. Reading an event either way
+    gives the same (the shapes promise it event by event), so the rows are those of the general
+    path, at nearly the typed path's cost. None when the file is no JSON array of objects: the
+    general path then reads it, and names what is wrong."""
+    return _decoder.decode_each(data)

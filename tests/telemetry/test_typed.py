@@ -32,7 +32,7 @@ from pewproc.telemetry.typed import (
     Point,
     decode_typed,
 )
-from tests.telemetry.events import char, damage, event, kill_v2, position
+from tests.telemetry.events import Decoding, char, damage, event, kill_v2, position, run
 
 A, B = char("account.a", 1, 10, 20), char("account.b", 2, 30, 40)
 
@@ -217,3 +217,23 @@ def test_roster_entries_read_as_the_general_path_reads_them(entry: Any, fits: bo
     (got,), taken = parse_events(data, 10)
     assert (taken == TYPED) is fits
     assert got.characters == [entry]
+
+
+def test_a_file_that_does_not_fit_still_decodes_every_event_that_does_typed() -> None:
+    events = generate_match(4, players=16, team_size=4, duration_s=400)
+    odd = next(i for i, e in enumerate(events) if e["_T"] == "LogPlayerTakeDamage")
+    events[odd]["attackId"] = 2**63  # orjson reads it; past int64, it fits no shape
+    got, taken = parse_events(orjson.dumps(events), 10**6)
+    assert taken == GENERAL
+    general = [i for i, e in enumerate(got) if isinstance(e, Fields)]
+    assert general == [odd] and got[odd] == events[odd]
+    assert all(isinstance(e, msgspec.Struct) for i, e in enumerate(got) if i != odd)
+    run(events, path=TYPED)  # the same rows as every event read the general way
+    assert Decoding.taken == GENERAL
+
+
+@pytest.mark.parametrize("data", [b'[{"_T": "LogHeal"}, 42]', b'[{"_T": "LogHeal"}, {"a": ]',
+                                  b'{"_T": "LogHeal"}'])
+def test_what_is_no_array_of_objects_is_left_to_the_general_path_to_name(data: bytes) -> None:
+    assert decode_typed(data) is None
+    assert typed_module.decode_each(data) is None
