@@ -244,6 +244,13 @@ class Worker:
             session, method.delivery_tag, body, properties, attempt_of(properties.headers),
             bool(method.redelivered), time.monotonic(),
         )
+        if self._stop_requested:
+            # Sent before our cancel reached the broker (the stop is asked for from a signal
+            # handler, and the consumer is cancelled at the end of the current tick): hand it
+            # back untouched, for the next worker.
+            channel.basic_reject(delivery.tag, requeue=True)
+            log.info("delivery %d arrived while stopping; returned to the queue", delivery.tag)
+            return
         self._tags.add(delivery.tag)
         if delivery.key in self._crashed:
             log.error("delivery %d crashed its settlement before; dead-lettering it minimally "

@@ -6,6 +6,7 @@ import itertools
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -172,6 +173,26 @@ def test_sigterm_lets_running_tasks_finish_and_exits_zero(
     assert all_completed(db, ids[:2])
     assert all(match_rows(db, m) is None for m in ids[2:])
     wait_for(lambda: queue_counts(broker, settings.work_queue) == (2, 0, 0), 30, "2 ready")
+
+
+def test_a_delivery_dispatched_after_the_stop_request_goes_back_untouched(
+    settings: Settings, db: psycopg.Connection, broker,
+) -> None:
+    # Given a stop asked for just before a delivery is dispatched, as a SIGTERM can land while
+    # the broker is still sending (the consumer is cancelled at the end of the loop's tick)
+    class StoppedJustBefore(Worker):
+        def _on_delivery(self, *args: Any) -> None:
+            self.request_stop()
+            super()._on_delivery(*args)
+
+    publish(settings, [message_for("late", make_match(settings, "late", seed=31))])
+
+    # When the worker runs
+    assert StoppedJustBefore(settings).run() == 0
+
+    # Then it started nothing on its way out: the message waits in the queue for the next one
+    assert match_rows(db, "late") is None
+    assert queue_counts(broker, settings.work_queue)[:2] == (1, 0)
 
 
 @pytest.mark.slow
