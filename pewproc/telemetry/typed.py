@@ -242,11 +242,11 @@ class _Decoder:
         except msgspec.ValidationError as exc:
             if "._T`" not in str(exc) or not self._learn(data):
                 return None  # a misfit, not an unknown type
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
         try:
             return self.decoder.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return None
 
     def _learn(self, data: bytes) -> bool:
@@ -272,7 +272,7 @@ class _Decoder:
         """Each event typed where it fits its shape, else as `Fields` of its general parse."""
         try:
             raws = _RAW_EVENTS.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # msgspec nests less deep than orjson
             return None
         single = self.single.decode
         events: list[Event | Fields] = []
@@ -281,7 +281,7 @@ class _Decoder:
             try:
                 append(single(raw))
                 continue
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 pass
             try:
                 event = orjson.loads(memoryview(raw))

@@ -237,3 +237,11 @@ def test_a_file_that_does_not_fit_still_decodes_every_event_that_does_typed() ->
 def test_what_is_no_array_of_objects_is_left_to_the_general_path_to_name(data: bytes) -> None:
     assert decode_typed(data) is None
     assert typed_module.decode_each(data) is None
+
+
+def test_nesting_deeper_than_msgspec_goes_to_orjson_which_reads_it() -> None:
+    deep = b"[" * 1010 + b"]" * 1010
+    data = b'[{"_T": "LogHeal", "common": {}}, {"_T": "LogHeal", "x": ' + deep + b"}]"
+    events, taken = parse_events(data, 10)
+    assert taken == GENERAL and [e._T for e in events] == ["LogHeal", "LogHeal"]
+    assert isinstance(events[1], Fields)
