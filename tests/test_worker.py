@@ -185,13 +185,14 @@ def test_a_delivery_dispatched_after_the_stop_request_goes_back_untouched(
             self.request_stop()
             super()._on_delivery(*args)
 
-    publish(settings, [message_for("late", make_match(settings, "late", seed=31))])
+    match_id = "sent-while-stopping"  # unique: every test of the run shares the database
+    publish(settings, [message_for(match_id, make_match(settings, match_id, seed=31))])
 
     # When the worker runs
     assert StoppedJustBefore(settings).run() == 0
 
     # Then it started nothing on its way out: the message waits in the queue for the next one
-    assert match_rows(db, "late") is None
+    assert match_rows(db, match_id) is None
     assert queue_counts(broker, settings.work_queue)[:2] == (1, 0)
 
 
