@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-Event = dict[str, Any]
+# An event or an object in it, read by attribute: a Struct of `telemetry.typed`, or on the
+# general path a `telemetry.general.Fields`.
+Event = Any
 Row = tuple[Any, ...]
 Handler = Callable[[Any], None]  # an Event, or a decoded one (see Collector)
 
